@@ -1,0 +1,725 @@
+"""The decisions of the provider, free of I/O.
+
+Everything that can be decided without the network lives here as pure functions and frozen dataclasses: validating
+inputs and building the createTask body, reading connection settings, parsing kie's envelope (``code``, ``msg`` or
+``message``, ``data``) and mapping codes to typed errors, parsing ``resultJson``, retry decisions, the poll schedule,
+and the wait state machine shared by the hook's blocking wait, the sensor's poke mode and the trigger. The hook and the
+trigger only send requests and sleep.
+"""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
+
+from airflow_provider_seedream import exceptions as exc
+
+MODEL = "seedream/4.5-edit"
+DEFAULT_BASE_URL = "https://api.kie.ai"
+DEFAULT_UPLOAD_BASE_URL = "https://kieai.redpandaai.co"
+CREATE_TASK_PATH = "/api/v1/jobs/createTask"
+RECORD_INFO_PATH = "/api/v1/jobs/recordInfo"
+CREDIT_PATH = "/api/v1/chat/credit"
+DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
+STREAM_UPLOAD_PATH = "/api/file-stream-upload"
+
+ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
+QUALITIES = ("basic", "high")
+MAX_PROMPT_CHARS = 3000
+MAX_IMAGES = 14
+MAX_URL_CHARS = 2048
+
+# kie's documented recordInfo budget is 10 requests/s per key; stay safely under it by default.
+DEFAULT_POLLS_PER_SECOND = 8.0
+# A task created a moment ago may answer "recordInfo is null" for a short while.
+DEFAULT_NOT_FOUND_GRACE = 30.0
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
+
+STATE_WAITING = "waiting"
+STATE_QUEUING = "queuing"
+STATE_GENERATING = "generating"
+STATE_SUCCESS = "success"
+STATE_FAIL = "fail"
+PENDING_STATES = frozenset({STATE_WAITING, STATE_QUEUING, STATE_GENERATING})
+TERMINAL_STATES = frozenset({STATE_SUCCESS, STATE_FAIL})
+KNOWN_STATES = PENDING_STATES | TERMINAL_STATES
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _invalid(field_name: str, problem: str) -> exc.SeedreamValidationError:
+    return exc.SeedreamValidationError(f"{field_name}: {problem}", field=field_name, code=None)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Tell whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_http_url(field_name: str, value: Any) -> str:
+    """Return ``value`` if it is an absolute http(s) URL with a host, else raise naming ``field_name``."""
+    if not isinstance(value, str):
+        raise _invalid(field_name, f"must be an http(s) URL string, got {type(value).__name__} {_short(value)}")
+    if not value or value != value.strip() or any(ch.isspace() for ch in value):
+        raise _invalid(field_name, f"must be an http(s) URL without spaces, got {_short(value)}")
+    if len(value) > MAX_URL_CHARS:
+        raise _invalid(field_name, f"URL is {len(value)} characters long; at most {MAX_URL_CHARS} are allowed")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise _invalid(field_name, f"must use http or https, got {_short(value)}")
+    if not parts.hostname:
+        raise _invalid(field_name, f"has no host: {_short(value)}")
+    return value
+
+
+def coerce_url_list(field_name: str, value: Any) -> list[Any]:
+    """Turn a templated ``image_urls`` value into a list.
+
+    Jinja renders a list to its text unless the DAG sets ``render_template_as_native_obj``, so a string that reads
+    as a JSON or Python list is parsed back; a single URL string becomes a list of one.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            parsed: Any
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                try:
+                    parsed = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    raise _invalid(field_name, f"could not read a list of URLs from {_short(value)}") from None
+            if not isinstance(parsed, list):
+                raise _invalid(field_name, f"must be a list of URLs, got {_short(value)}")
+            return parsed
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise _invalid(field_name, f"must be a list of 1 to {MAX_IMAGES} URLs, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class EditInput:
+    """A validated Seedream 4.5 edit request, ready to send."""
+
+    prompt: str
+    image_urls: tuple[str, ...]
+    aspect_ratio: str = "1:1"
+    quality: str = "basic"
+    callback_url: str | None = None
+    nsfw_checker: bool | None = None
+
+    def body(self) -> dict[str, Any]:
+        """Return the createTask JSON body (``aspect_ratio`` and ``quality`` always sent: the schema requires them)."""
+        payload: dict[str, Any] = {
+            "prompt": self.prompt,
+            "image_urls": list(self.image_urls),
+            "aspect_ratio": self.aspect_ratio,
+            "quality": self.quality,
+        }
+        if self.nsfw_checker is not None:
+            payload["nsfw_checker"] = self.nsfw_checker
+        body: dict[str, Any] = {"model": MODEL, "input": payload}
+        if self.callback_url:
+            body["callBackUrl"] = self.callback_url
+        return body
+
+    def fingerprint(self) -> str:
+        """Return a stable digest of the request, to tell a retry of the same edit from a changed one."""
+        import hashlib
+
+        canonical = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def build_edit_input(
+    prompt: Any,
+    image_urls: Any,
+    aspect_ratio: Any = "1:1",
+    quality: Any = "basic",
+    callback_url: Any = None,
+    nsfw_checker: Any = None,
+) -> EditInput:
+    """Validate every input of an edit and return it; raise ``SeedreamValidationError`` naming the first bad field."""
+    if not isinstance(prompt, str):
+        raise _invalid("prompt", f"must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise _invalid("prompt", f"must not be empty (1 to {MAX_PROMPT_CHARS} characters)")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise _invalid("prompt", f"is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+
+    urls = coerce_url_list("image_urls", image_urls)
+    if not 1 <= len(urls) <= MAX_IMAGES:
+        raise _invalid("image_urls", f"must hold 1 to {MAX_IMAGES} URLs, got {len(urls)}")
+    checked = tuple(check_http_url(f"image_urls[{i}]", url) for i, url in enumerate(urls))
+
+    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
+        raise _invalid("aspect_ratio", f"must be one of {', '.join(ASPECT_RATIOS)}; got {_short(aspect_ratio)}")
+    if not isinstance(quality, str) or quality not in QUALITIES:
+        raise _invalid("quality", f"must be 'basic' (2K) or 'high' (4K); got {_short(quality)}")
+    if callback_url in (None, ""):
+        callback_url = None
+    else:
+        check_http_url("callback_url", callback_url)
+    if nsfw_checker is not None and not isinstance(nsfw_checker, bool):
+        raise _invalid("nsfw_checker", f"must be true, false or unset; got {_short(nsfw_checker)}")
+    return EditInput(prompt, checked, aspect_ratio, quality, callback_url, nsfw_checker)
+
+
+def check_task_id(task_id: Any, field_name: str = "seedream_task_id") -> str:
+    """Return ``task_id`` if it looks like an id at all (kie's format is not documented, so nothing stricter)."""
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise _invalid(field_name, f"must be a non-empty kie task id string, got {_short(task_id)}")
+    if any(ch.isspace() for ch in task_id) or len(task_id) > 256:
+        raise _invalid(field_name, f"is not a kie task id: {_short(task_id)}")
+    return task_id
+
+
+def check_positive(field_name: str, value: Any, minimum: float = 0.0) -> float:
+    """Return ``value`` as a float if it is a number above ``minimum``; raise naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
+        raise _invalid(field_name, f"must be a number greater than {minimum:g}, got {_short(value)}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Connection settings
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and how to reach kie, read from an Airflow connection. The key never shows in ``repr``."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    upload_base_url: str = DEFAULT_UPLOAD_BASE_URL
+    polls_per_second: float = DEFAULT_POLLS_PER_SECOND
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
+
+    def budget_key(self) -> str:
+        """Return a non-reversible name for the key, to share one poll budget per key without holding the key."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.base_url}\0{self.api_key}".encode()).hexdigest()[:16]
+
+
+def _normalize_base_url(field_name: str, raw: str | None, default: str, port: int | None = None) -> str:
+    text = (raw or "").strip() or default
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _invalid(field_name, f"must be a base URL such as {default}, got {_short(raw)}")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        # Bearer keys travel in a header: over plain http anyone on the path could read them.
+        raise _invalid(
+            field_name,
+            f"plain http is only allowed to a loopback host (the emulator); use https for {parts.hostname}",
+        )
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def settings_from_connection(
+    *,
+    conn_id: str,
+    host: str | None,
+    password: str | None,
+    extra: Mapping[str, Any] | None,
+    port: int | None = None,
+) -> ConnectionSettings:
+    """Read ``ConnectionSettings`` from a connection's fields; raise naming the field that is wrong."""
+    extra = dict(extra or {})
+    if not password:
+        raise exc.SeedreamAuthError(f"connection {conn_id!r} has no API key: put the kie.ai key in its password")
+    base_url = _normalize_base_url("host", host, DEFAULT_BASE_URL, port)
+    upload = _normalize_base_url("extra.upload_base_url", extra.get("upload_base_url"), DEFAULT_UPLOAD_BASE_URL)
+    rate = extra.get("polls_per_second", DEFAULT_POLLS_PER_SECOND)
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        raise _invalid("extra.polls_per_second", f"must be a number, got {_short(rate)}") from None
+    if not 0 < rate <= 10:
+        raise _invalid("extra.polls_per_second", f"must be above 0 and at most 10 (kie's limit), got {rate:g}")
+    return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Answers
+# --------------------------------------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Read a ``Retry-After`` header given in seconds; ignore dates and garbage (the caller backs off anyway)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except (ValueError, AttributeError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def error_for_code(code: int, message: str, *, retry_after: float | None = None) -> exc.SeedreamError:
+    """Map a kie code (inside the body or as the HTTP status) to the typed error a caller can act on."""
+    text = f"kie.ai answered {code}: {message or 'no message'}"
+    if code == 401 or code == 403 or code == 433:
+        return exc.SeedreamAuthError(text, code=code)
+    if code == 402:
+        return exc.SeedreamInsufficientCreditsError(text, code=code)
+    if code == 404 or (code == 422 and "recordinfo is null" in (message or "").lower()):
+        return exc.SeedreamNotFoundError(text, code=code)
+    if code == 422:
+        return exc.SeedreamValidationError(text, code=code)
+    if code == 429:
+        return exc.SeedreamRateLimitError(text, retry_after=retry_after)
+    if code == 455 or code == 503:
+        return exc.SeedreamServiceUnavailableError(text, code=code, retry_after=retry_after)
+    if code == 505:
+        return exc.SeedreamFeatureDisabledError(text, code=code)
+    if code >= 500:
+        return exc.SeedreamServerError(text, code=code)
+    return exc.SeedreamApiError(text, code=code)
+
+
+def parse_envelope(status: int, body: bytes | str, retry_after_header: str | None = None) -> Any:
+    """Return the ``data`` of a kie answer, or raise the typed error it stands for.
+
+    kie reports errors both as HTTP statuses and as ``code`` inside HTTP 200 bodies, and names the message ``msg``
+    on most endpoints but ``message`` on recordInfo; both layers and both names are read here.
+    """
+    retry_after = parse_retry_after(retry_after_header)
+    try:
+        payload = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        if 200 <= status < 300:
+            snippet = body[:60] if isinstance(body, str) else body[:60].decode("utf-8", "replace")
+            raise exc.SeedreamResponseError(f"kie.ai answered HTTP {status} with a body that is not a JSON object: "
+                                             f"{snippet!r}")
+        raise error_for_code(status, f"HTTP {status}", retry_after=retry_after)
+    message = payload.get("msg") or payload.get("message") or ""
+    message = message if isinstance(message, str) else str(message)
+    code = payload.get("code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = None
+    if not 200 <= status < 300:
+        raise error_for_code(code if code not in (None, 200) else status, message or f"HTTP {status}",
+                             retry_after=retry_after)
+    if code is None:
+        raise exc.SeedreamResponseError(f"kie.ai answer has no integer 'code': {_short(payload)}")
+    if code != 200:
+        raise error_for_code(code, message, retry_after=retry_after)
+    data = payload.get("data", _MISSING)
+    if data is _MISSING:
+        raise exc.SeedreamResponseError("kie.ai answered code 200 without 'data'")
+    return data
+
+
+def parse_task_id(data: Any) -> str:
+    """Read the task id from createTask's ``data``."""
+    task_id = data.get("taskId") if isinstance(data, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        raise exc.SeedreamResponseError(f"createTask answer has no taskId: {_short(data)}")
+    return task_id
+
+
+def parse_credits(data: Any) -> float:
+    """Read the credit balance, which may be fractional (prices such as 6.5 credits exist)."""
+    if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+        raise exc.SeedreamResponseError(f"credit answer is not a number: {_short(data)}")
+    try:
+        value = float(data)
+    except ValueError:
+        raise exc.SeedreamResponseError(f"credit answer is not a number: {_short(data)}") from None
+    if not math.isfinite(value):
+        raise exc.SeedreamResponseError(f"credit answer is not a finite number: {_short(data)}")
+    return value
+
+
+def parse_download_url(data: Any) -> str:
+    """Read the fresh link that download-url minted (``data`` is the URL itself)."""
+    url = data.get("url") or data.get("downloadUrl") if isinstance(data, dict) else data
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise exc.SeedreamResponseError(f"download-url answer holds no URL: {_short(data)}")
+    return url
+
+
+def parse_upload(data: Any) -> str:
+    """Read the public URL of an uploaded file (``downloadUrl``; older examples say ``fileUrl``)."""
+    url = (data.get("downloadUrl") or data.get("fileUrl")) if isinstance(data, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise exc.SeedreamResponseError(f"upload answer holds no downloadUrl: {_short(data)}")
+    return url
+
+
+def _ms(value: Any) -> int | None:
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class SeedreamTask:
+    """What kie says about one task (recordInfo's ``data``), in plain, JSON-safe fields."""
+
+    task_id: str
+    state: str
+    result_urls: tuple[str, ...] = ()
+    fail_code: str | None = None
+    fail_msg: str | None = None
+    create_time: int | None = None
+    update_time: int | None = None
+    complete_time: int | None = None
+    cost_time: float | None = None
+    credits_consumed: float | None = None
+    model: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == STATE_SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state,
+            "result_urls": list(self.result_urls),
+            "fail_code": self.fail_code,
+            "fail_msg": self.fail_msg,
+            "create_time": self.create_time,
+            "update_time": self.update_time,
+            "complete_time": self.complete_time,
+            "cost_time": self.cost_time,
+            "credits_consumed": self.credits_consumed,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeedreamTask:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["result_urls"] = tuple(known.get("result_urls") or ())
+        return cls(**known)
+
+
+def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not JSON: {_short(raw)}") from None
+    if not isinstance(raw, dict):
+        raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not an object: {_short(raw)}")
+    urls = raw.get("resultUrls")
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
+        raise exc.SeedreamResponseError(f"task {task_id}: resultJson has no resultUrls list: {_short(raw)}")
+    if not urls:
+        raise exc.SeedreamResponseError(f"task {task_id} succeeded but returned no result URLs")
+    return tuple(urls)
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
+    """Parse recordInfo's ``data`` into a ``SeedreamTask``; raise ``SeedreamResponseError`` if it makes no sense."""
+    if data is None:
+        raise exc.SeedreamNotFoundError(f"recordInfo returned no data for task {task_id}", code=422)
+    if not isinstance(data, dict):
+        raise exc.SeedreamResponseError(f"recordInfo data is not an object: {_short(data)}")
+    tid = data.get("taskId") or task_id
+    if not isinstance(tid, str) or not tid:
+        raise exc.SeedreamResponseError(f"recordInfo data has no taskId: {_short(data)}")
+    state = data.get("state")
+    if state not in KNOWN_STATES:
+        raise exc.SeedreamResponseError(f"task {tid}: unknown state {_short(state)} (expected one of "
+                                        f"{', '.join(sorted(KNOWN_STATES))})")
+    urls: tuple[str, ...] = ()
+    if state == STATE_SUCCESS:
+        urls = _parse_result_urls(tid, data.get("resultJson"))
+    cost = data.get("costTime")
+    credits = data.get("creditsConsumed", data.get("consumeCredits"))
+    return SeedreamTask(
+        task_id=tid,
+        state=state,
+        result_urls=urls,
+        fail_code=_text(data.get("failCode")),
+        fail_msg=_text(data.get("failMsg")),
+        create_time=_ms(data.get("createTime")),
+        update_time=_ms(data.get("updateTime")),
+        complete_time=_ms(data.get("completeTime")),
+        cost_time=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        credits_consumed=float(credits) if isinstance(credits, (int, float)) and not isinstance(credits, bool)
+        else None,
+        model=_text(data.get("model")),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Retries
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a read (recordInfo, credit, download) may be sent again."""
+    return isinstance(error, exc.SeedreamError) and error.retryable
+
+
+def may_resubmit(error: BaseException) -> bool:
+    """Tell whether a createTask may be sent again: only when kie certainly did not accept it.
+
+    429 and 455 are refusals; a connection that was never made carried nothing. A timeout after sending, a reset,
+    or a 5xx may hide an accepted (and billed) task, and createTask has no idempotency key.
+    """
+    if isinstance(error, (exc.SeedreamRateLimitError, exc.SeedreamServiceUnavailableError)):
+        return True
+    return isinstance(error, exc.SeedreamTransportError) and not error.sent
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    retry_after: float | None = None,
+    base: float = 1.0,
+    cap: float = 60.0,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Return how long to wait before try ``attempt + 1``: full-jitter exponential, never less than Retry-After.
+
+    Jitter spreads a burst of refused submits over the window instead of bringing them back all at once.
+    """
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = ceiling * (0.5 + 0.5 * rng())
+    if retry_after is not None:
+        # Honour the server's word, plus a little jitter so that every refused client does not return at once.
+        delay = max(delay, retry_after + min(1.0, retry_after * 0.25 + 0.05) * rng())
+    return delay
+
+
+def retry_after_of(error: BaseException | None) -> float | None:
+    return getattr(error, "retry_after", None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Polling
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def poll_delay(elapsed: float, poll_interval: float, rng: Callable[[], float] = random.random) -> float:
+    """Return the pause before the next status query, ``elapsed`` seconds into the wait.
+
+    kie asks for every 2-3 s in the first 30 s, 5-10 s until 2 minutes and 15-30 s after that. ``poll_interval`` is
+    the base; the schedule stretches it by those phases (capped at 30 s, never below the base) with +-10 % jitter so
+    that many waits started together do not poll in lockstep.
+    """
+    if elapsed < 30:
+        target = poll_interval
+    elif elapsed < 120:
+        target = max(poll_interval, min(2 * poll_interval, 10.0))
+    else:
+        target = max(poll_interval, min(5 * poll_interval, 30.0))
+    return target * (0.9 + 0.2 * rng())
+
+
+EventStatus = Literal["success", "failed", "timeout", "error"]
+EVENT_SUCCESS: EventStatus = "success"
+EVENT_FAILED: EventStatus = "failed"
+EVENT_TIMEOUT: EventStatus = "timeout"
+EVENT_ERROR: EventStatus = "error"
+EVENT_STATUSES = frozenset({EVENT_SUCCESS, EVENT_FAILED, EVENT_TIMEOUT, EVENT_ERROR})
+
+
+class TaskEvent(TypedDict):
+    """The one shape every wait ends with, whether it ran in the triggerer, in poke mode or in the hook."""
+
+    status: EventStatus
+    task_id: str
+    message: str
+    task: dict[str, Any] | None
+    error_type: str | None
+
+
+def make_event(
+    status: EventStatus, task_id: str, message: str, task: SeedreamTask | None = None, error: BaseException | None = None
+) -> TaskEvent:
+    return TaskEvent(
+        status=status,
+        task_id=task_id,
+        message=message,
+        task=task.to_dict() if task else None,
+        error_type=type(error).__name__ if error is not None else None,
+    )
+
+
+def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTask:
+    """Return the finished task an event reports, or raise the typed error it stands for.
+
+    Events cross the triggerer/worker boundary, so they are checked, not trusted: a missing or unknown event fails.
+    """
+    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES or not event.get("task_id"):
+        raise exc.SeedreamResponseError(f"invalid trigger event: {_short(event, 200)}")
+    task_id = event["task_id"]
+    if expected_task_id is not None and task_id != expected_task_id:
+        raise exc.SeedreamResponseError(f"trigger event is for task {task_id}, expected {expected_task_id}")
+    status = event["status"]
+    message = event.get("message") or ""
+    task = SeedreamTask.from_dict(event["task"]) if isinstance(event.get("task"), dict) else None
+    if status == EVENT_SUCCESS and task is not None and task.succeeded:
+        return task
+    if status == EVENT_FAILED and task is not None:
+        raise exc.SeedreamTaskFailedError(task)
+    if status == EVENT_TIMEOUT:
+        raise exc.SeedreamTimeoutError(message or f"timed out waiting for Seedream task {task_id}", task_id=task_id)
+    message = message or f"waiting for Seedream task {task_id} failed"
+    error_cls = getattr(exc, event.get("error_type") or "", None)
+    error: exc.SeedreamError = exc.SeedreamError(message)
+    if isinstance(error_cls, type) and issubclass(error_cls, exc.SeedreamError):
+        try:
+            error = error_cls(message)
+        except TypeError:  # a class whose constructor needs more than a message (failed task, timeout, transport)
+            pass
+    raise error
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How a wait behaves; plain data so the trigger can serialize it."""
+
+    poll_interval: float = 5.0
+    deadline: float = math.inf  # absolute, seconds since the epoch: survives a move to another triggerer
+    not_found_grace: float = DEFAULT_NOT_FOUND_GRACE
+    max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do after one status query: stop with ``event``, or query again after ``delay`` seconds.
+
+    ``note`` is a line worth logging (a state change, a tolerated error), or ``None``.
+    """
+
+    event: TaskEvent | None
+    delay: float = 0.0
+    note: str | None = None
+
+
+@dataclass
+class Waiter:
+    """The wait for one task, as a state machine fed with each query's outcome.
+
+    The hook's blocking wait, the sensor's pokes and the trigger all drive this same object, so a rule about
+    what ends a wait (deadline, tolerated errors, the not-yet-visible grace) is written once.
+    """
+
+    task_id: str
+    policy: WaitPolicy
+    started_at: float
+    rng: Callable[[], float] = random.random
+    last_state: str | None = None
+    seen: bool = False
+    consecutive_errors: int = 0
+    polls: int = 0
+
+    def _delay(self, now: float) -> float:
+        return max(0.0, min(poll_delay(now - self.started_at, self.policy.poll_interval, self.rng),
+                            self.policy.deadline - now))
+
+    def _timeout(self, now: float) -> Step:
+        waited = now - self.started_at
+        return Step(make_event(
+            EVENT_TIMEOUT, self.task_id,
+            f"Seedream task {self.task_id} did not finish before the deadline (waited {waited:.0f} s, last state "
+            f"{self.last_state or 'unknown'}); it may still be running on kie.ai",
+        ))
+
+    def observe(self, outcome: SeedreamTask | BaseException, now: float) -> Step:
+        """Take one query's result (a task or the error it raised) and decide the next step."""
+        self.polls += 1
+        waited = now - self.started_at
+        if isinstance(outcome, SeedreamTask):
+            self.seen = True
+            self.consecutive_errors = 0
+            note = None
+            if outcome.state != self.last_state:
+                note = f"Seedream task {self.task_id}: {self.last_state or 'submitted'} -> {outcome.state} " \
+                       f"after {waited:.1f} s"
+                self.last_state = outcome.state
+            if outcome.state == STATE_SUCCESS:
+                return Step(make_event(EVENT_SUCCESS, self.task_id, f"Seedream task {self.task_id} succeeded", outcome),
+                            note=note)
+            if outcome.state == STATE_FAIL:
+                return Step(make_event(EVENT_FAILED, self.task_id,
+                                       f"Seedream task {self.task_id} failed: failCode={outcome.fail_code or '-'} "
+                                       f"failMsg={outcome.fail_msg or '-'}", outcome), note=note)
+            if now >= self.policy.deadline:
+                return self._timeout(now)
+            return Step(None, self._delay(now), note)
+
+        error = outcome
+        if isinstance(error, exc.SeedreamNotFoundError) and not self.seen and waited < self.policy.not_found_grace:
+            if now >= self.policy.deadline:
+                return self._timeout(now)
+            return Step(None, self._delay(now), f"Seedream task {self.task_id} is not visible yet ({error}); "
+                                                f"waiting up to {self.policy.not_found_grace:.0f} s for it")
+        if is_transient(error):
+            self.consecutive_errors += 1
+            if self.consecutive_errors <= self.policy.max_consecutive_errors:
+                if now >= self.policy.deadline:
+                    return self._timeout(now)
+                delay = max(self._delay(now), min(retry_after_of(error) or 0.0, max(0.0, self.policy.deadline - now)))
+                return Step(None, delay, f"transient error {self.consecutive_errors}/"
+                                         f"{self.policy.max_consecutive_errors} while waiting for Seedream task "
+                                         f"{self.task_id}: {error}; trying again in {delay:.1f} s")
+            message = f"gave up on Seedream task {self.task_id} after {self.consecutive_errors} consecutive " \
+                      f"transient errors; last: {error}"
+        else:
+            message = f"waiting for Seedream task {self.task_id} failed: {error}"
+        return Step(make_event(EVENT_ERROR, self.task_id, message, error=error))
+
+
+def first_result_url(urls: Sequence[str] | None) -> str | None:
+    return urls[0] if urls else None
+
+
+def describe_urls(urls: Iterable[str]) -> str:
+    return ", ".join(urls)

@@ -1,0 +1,55 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata: modules, the ``seedream`` connection type and its form, the extra links."""
+    return {
+        "package-name": "airflow-provider-seedream",
+        "name": "Seedream (kie.ai)",
+        "description": "Run ByteDance Seedream 4.5 image edits on kie.ai's Market API from Airflow.",
+        "integrations": [
+            {
+                "integration-name": "Seedream",
+                "external-doc-url": "https://docs.kie.ai/market/seedream/4-5-edit",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Seedream", "python-modules": ["airflow_provider_seedream.hooks.seedream"]}],
+        "operators": [
+            {"integration-name": "Seedream", "python-modules": ["airflow_provider_seedream.operators.seedream"]}
+        ],
+        "sensors": [{"integration-name": "Seedream", "python-modules": ["airflow_provider_seedream.sensors.seedream"]}],
+        "triggers": [
+            {"integration-name": "Seedream", "python-modules": ["airflow_provider_seedream.triggers.seedream"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "seedream",
+                "hook-class-name": "airflow_provider_seedream.hooks.seedream.SeedreamHook",
+                "hook-name": "Seedream (kie.ai)",
+                # Airflow 3.2+ builds the form from these keys without importing the hook (kebab-case matters).
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {"host": "https://api.kie.ai", "password": "kie.ai API key"},
+                },
+                "conn-fields": {
+                    "upload_base_url": {
+                        "label": "Upload base URL",
+                        "description": "kie.ai File Upload API host (default https://kieai.redpandaai.co)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "polls_per_second": {
+                        "label": "Status queries per second",
+                        "description": "Poll budget per API key and triggerer process (kie allows 10; default 8)",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                },
+            }
+        ],
+        "extra-links": [],
+    }

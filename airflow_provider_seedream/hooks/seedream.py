@@ -1,0 +1,291 @@
+"""Hook for kie.ai's Market API, model ``seedream/4.5-edit``.
+
+The hook sends requests and sleeps; every decision (validation, parsing, error mapping, retry predicates, the wait
+state machine) comes from ``airflow_provider_seedream.core``. Sync calls use ``requests``; the async calls the trigger
+needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import httpx
+import requests
+import tenacity
+
+from airflow_provider_seedream import aio, core
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.version_compat import BaseHook
+
+SubmitPredicate = Callable[[BaseException], bool]
+
+
+def _requests_error(error: requests.RequestException, what: str) -> exc.SeedreamTransportError:
+    """Classify a ``requests`` failure by whether the request may have reached kie."""
+    sent = not isinstance(error, requests.ConnectTimeout)
+    if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.ReadTimeout):
+        # urllib3 wraps "could not connect" in NewConnectionError / NameResolutionError: nothing was sent.
+        reason = error.args[0] if error.args else None
+        inner = getattr(reason, "reason", reason)
+        if type(inner).__name__ in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError"):
+            sent = False
+    kind = type(error).__name__
+    return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({kind})", sent=sent)
+
+
+def _httpx_error(error: httpx.TransportError, what: str) -> exc.SeedreamTransportError:
+    sent = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({type(error).__name__})", sent=sent)
+
+
+class SeedreamHook(BaseHook):
+    """Talk to kie.ai's Market API for Seedream 4.5 edits.
+
+    :param seedream_conn_id: the Airflow connection: API key in ``password``, base URL in ``host``
+        (default ``https://api.kie.ai``), optional extras ``upload_base_url`` and ``polls_per_second``.
+    :param timeout: seconds to wait for an answer to one request.
+    :param connect_timeout: seconds to wait for a connection.
+    :param max_retries: how many times a read (recordInfo, credit) is sent again after a transient error.
+    :param retry_base: the first backoff, in seconds; it doubles with every try (with jitter) up to 60 s.
+    :param submit_timeout: how long, in seconds, a createTask refused with 429 or 455 keeps being resubmitted.
+    """
+
+    conn_name_attr = "seedream_conn_id"
+    default_conn_name = "seedream_default"
+    conn_type = "seedream"
+    hook_name = "Seedream (kie.ai)"
+
+    def __init__(
+        self,
+        seedream_conn_id: str = default_conn_name,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 4,
+        retry_base: float = 1.0,
+        submit_timeout: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.seedream_conn_id = seedream_conn_id
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_retries = max_retries
+        self.retry_base = retry_base
+        self.submit_timeout = submit_timeout
+
+    # ---------------------------------------------------------------------------------------------------- connection
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Shape the connection form on Airflow 3.1 (3.2+ reads the same from the provider info)."""
+        return {
+            "hidden_fields": ["schema", "login", "port"],
+            "relabeling": {"password": "API key", "host": "Base URL"},
+            "placeholders": {"host": core.DEFAULT_BASE_URL, "password": "kie.ai API key"},
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields for the connection form on Airflow 3.1."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            "upload_base_url": StringField(lazy_gettext("Upload base URL"), widget=BS3TextFieldWidget()),
+            "polls_per_second": StringField(lazy_gettext("Status queries per second"), widget=BS3TextFieldWidget()),
+        }
+
+    def _settings_from(self, conn: Any, extra: dict[str, Any]) -> core.ConnectionSettings:
+        return core.settings_from_connection(
+            conn_id=self.seedream_conn_id, host=conn.host, password=conn.password, extra=extra, port=conn.port
+        )
+
+    @cached_property
+    def settings(self) -> core.ConnectionSettings:
+        """The connection's settings, read once (blocking: not for the event loop)."""
+        conn = self.get_connection(self.seedream_conn_id)
+        return self._settings_from(conn, conn.extra_dejson)
+
+    async def aget_settings(self) -> core.ConnectionSettings:
+        """Read the connection without blocking the event loop, and remember it in ``settings``."""
+        if "settings" in self.__dict__:
+            return self.__dict__["settings"]
+        conn = await self.aget_connection(self.seedream_conn_id)
+        aextra = getattr(conn, "aextra_dejson", None)
+        if aextra is not None:  # 3.3.2+: fully async, masking included
+            extra = await aextra()
+        else:  # 3.1 .. 3.3.1: extra_dejson masks secrets synchronously; keep it off the loop
+            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+        settings = self._settings_from(conn, extra)
+        self.__dict__["settings"] = settings
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self.settings.headers)
+        return session
+
+    # ---------------------------------------------------------------------------------------------------- transport
+    def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
+        """Send one request and return the answer's ``data``, or raise the typed error it stands for."""
+        timeout = (self.connect_timeout, self.timeout)
+        try:
+            if fresh_connection:
+                # A pooled keep-alive connection that the server already closed fails *after* sending, which would
+                # make a createTask look "maybe accepted". A new connection per submit rules that case out.
+                with requests.Session() as one_shot:
+                    one_shot.headers.update(self.settings.headers)
+                    response = one_shot.request(method, url, timeout=timeout, **kwargs)
+            else:
+                response = self.session.request(method, url, timeout=timeout, **kwargs)
+        except requests.RequestException as error:
+            raise _requests_error(error, what) from None
+        return core.parse_envelope(response.status_code, response.content, response.headers.get("Retry-After"))
+
+    def _retrying(self, predicate: SubmitPredicate, what: str, stop: Any) -> tenacity.Retrying:
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return core.backoff_seconds(state.attempt_number, retry_after=core.retry_after_of(error),
+                                        base=self.retry_base)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning("%s: %s (not accepted); trying again in %.1f s (attempt %d)", what, error,
+                             state.upcoming_sleep, state.attempt_number + 1)
+
+        return tenacity.Retrying(retry=tenacity.retry_if_exception(predicate), wait=wait, stop=stop,
+                                 before_sleep=before_sleep, reraise=True)
+
+    def _read(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        url = self.settings.base_url + path
+        retrying = self._retrying(core.is_transient, what, tenacity.stop_after_attempt(self.max_retries + 1))
+        return retrying(self._send, method, url, what, **kwargs)
+
+    # ---------------------------------------------------------------------------------------------------- API
+    def create_edit_task(
+        self,
+        prompt: str,
+        image_urls: list[str],
+        aspect_ratio: str = "1:1",
+        quality: str = "basic",
+        callback_url: str | None = None,
+        nsfw_checker: bool | None = None,
+    ) -> str:
+        """Validate the inputs, submit a Seedream 4.5 edit and return kie's task id.
+
+        Bad inputs raise ``SeedreamValidationError`` before anything is sent.
+        """
+        edit = core.build_edit_input(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
+        return self.submit_edit(edit)
+
+    def submit_edit(self, edit: core.EditInput) -> str:
+        """Submit a validated edit and return the task id.
+
+        A createTask refused with 429 or 455 (not accepted) is resubmitted after ``Retry-After`` with jittered
+        backoff, for up to ``submit_timeout`` seconds. One that may have been accepted (timeout after sending, reset,
+        5xx) is never resubmitted, since kie has no idempotency key and a duplicate is a second bill: it raises
+        ``SeedreamSubmitUncertainError`` instead.
+        """
+        url = self.settings.base_url + core.CREATE_TASK_PATH
+        what = "createTask"
+        retrying = self._retrying(core.may_resubmit, what, tenacity.stop_after_delay(self.submit_timeout))
+        started = time.monotonic()
+        try:
+            data = retrying(self._send, "POST", url, what, fresh_connection=True, json=edit.body())
+        except (exc.SeedreamTransportError, exc.SeedreamServerError) as error:
+            if isinstance(error, exc.SeedreamTransportError) and not error.sent:
+                raise
+            self.log.error("createTask may have been accepted by kie.ai but gave no task id (%s); NOT resubmitting, "
+                           "since a second createTask would be billed again", error)
+            raise exc.SeedreamSubmitUncertainError(
+                f"createTask may have been accepted by kie.ai but no task id came back ({error}); it was not "
+                "resubmitted to avoid paying twice: look for a task created at this time on kie.ai's logs page"
+            ) from error
+        task_id = core.parse_task_id(data)
+        self.log.info("Seedream task %s created (%s, %s, %d input image(s)) in %.1f s", task_id, edit.aspect_ratio,
+                      edit.quality, len(edit.image_urls), time.monotonic() - started)
+        return task_id
+
+    def _get_task_once(self, task_id: str) -> core.SeedreamTask:
+        data = self._send("GET", self.settings.base_url + core.RECORD_INFO_PATH, "recordInfo",
+                          params={"taskId": task_id})
+        return core.parse_task(data, task_id)
+
+    def get_task(self, task_id: str) -> core.SeedreamTask:
+        """Return what kie says about ``task_id`` now (transient errors are retried with backoff)."""
+        core.check_task_id(task_id)
+        data = self._read("GET", core.RECORD_INFO_PATH, "recordInfo", params={"taskId": task_id})
+        return core.parse_task(data, task_id)
+
+    def wait_for_task(
+        self,
+        task_id: str,
+        *,
+        poll_interval: float = 5.0,
+        timeout: float | None = 1800.0,
+        deadline: float | None = None,
+        on_update: Callable[[core.SeedreamTask], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> core.SeedreamTask:
+        """Block until ``task_id`` finishes and return it; raise ``SeedreamTaskFailedError`` if it failed.
+
+        :param poll_interval: the base pause between queries; it stretches per kie's guidance as the wait grows.
+        :param timeout: seconds to wait at most (ignored when ``deadline`` is given); ``None`` waits forever.
+        :param deadline: absolute end of the wait, seconds since the epoch.
+        :param on_update: called with every task read, for progress reporting.
+        """
+        core.check_task_id(task_id)
+        now = time.time()
+        if deadline is None:
+            deadline = now + timeout if timeout is not None else float("inf")
+        waiter = core.Waiter(task_id, core.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
+        while True:
+            outcome: core.SeedreamTask | BaseException
+            try:
+                outcome = self._get_task_once(task_id)
+                if on_update is not None:
+                    on_update(outcome)
+            except exc.SeedreamError as error:
+                outcome = error
+            step = waiter.observe(outcome, time.time())
+            if step.note:
+                self.log.info("%s", step.note)
+            if step.event is not None:
+                return core.resolve_event(step.event, task_id)
+            sleep(step.delay)
+
+    def get_credits(self) -> float:
+        """Return the account's credit balance (a free call)."""
+        return core.parse_credits(self._read("GET", core.CREDIT_PATH, "credit"))
+
+    def get_download_url(self, result_url: str) -> str:
+        """Mint a fresh 20-minute link for a kie result URL whose own link has expired."""
+        data = self._read("POST", core.DOWNLOAD_URL_PATH, "download-url", json={"url": result_url})
+        return core.parse_download_url(data)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and the base URL with the credit endpoint, which spends nothing."""
+        try:
+            credits = self.get_credits()
+        except Exception as error:  # the form shows the message; it must never be a traceback
+            return False, f"{type(error).__name__}: {error}"
+        return True, f"Connected to {self.settings.base_url}; credit balance: {credits:g}"
+
+    # ---------------------------------------------------------------------------------------------------- async
+    async def aget_task(self, task_id: str, *, priority: float = 0.0) -> core.SeedreamTask:
+        """Query ``task_id`` once, within the process's poll budget for this key; never blocks the loop."""
+        settings = await self.aget_settings()
+        async with aio.lease(settings) as (client, budget):
+            await budget.acquire(priority)
+            try:
+                response = await client.get(settings.base_url + core.RECORD_INFO_PATH, params={"taskId": task_id})
+            except httpx.TransportError as error:
+                raise _httpx_error(error, "recordInfo") from None
+        data = core.parse_envelope(response.status_code, response.content, response.headers.get("Retry-After"))
+        return core.parse_task(data, task_id)

@@ -1,0 +1,173 @@
+"""Operator that submits a Seedream 4.5 edit to kie.ai."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_seedream import core, results
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+from airflow_provider_seedream.version_compat import BaseOperator, conf
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# task_state_store key; renaming it breaks re-attachment for retries already in flight.
+STATE_KEY = "seedream_task"
+# Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
+# report the timeout first, with the kie task id in the message.
+DEFER_SLACK_SECONDS = 120
+
+
+def defer_timeout(timeout: float) -> timedelta:
+    return timedelta(seconds=timeout + DEFER_SLACK_SECONDS)
+
+
+class SeedreamEditOperator(BaseOperator):
+    """Submit a Seedream 4.5 edit (``seedream/4.5-edit``) to kie.ai and return the kie task id.
+
+    The task id is pushed to XCom at once (key ``seedream_task_id``, and as the return value), so a
+    ``SeedreamTaskSensor`` downstream can wait for it. With ``wait_for_completion=True`` the operator waits itself,
+    deferring to the triggerer when ``deferrable=True``, and pushes the result URLs under ``result_urls``.
+
+    On Airflow 3.3+ the task id is also kept in the task's ``task_state_store``: when the Airflow task is retried
+    (say the worker died after the submit) and the kie task is still running or has succeeded, the retry re-attaches
+    to it instead of paying for a second edit.
+
+    :param prompt: what to change, 1 to 3000 characters. Templated.
+    :param image_urls: 1 to 14 public http(s) URLs of jpeg/png/webp images. Templated.
+    :param aspect_ratio: one of ``1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9``. Templated.
+    :param quality: ``basic`` (2K) or ``high`` (4K). Templated.
+    :param callback_url: an http(s) URL kie POSTs the result to when the task ends. Templated.
+    :param nsfw_checker: kie's content filter switch; unset leaves kie's default.
+    :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated.
+    :param wait_for_completion: wait for the task to finish before succeeding.
+    :param deferrable: wait in the triggerer instead of holding a worker slot (only with ``wait_for_completion``).
+    :param poll_interval: the base pause between status queries, in seconds.
+    :param timeout: how long to wait for the task at most, in seconds.
+    :param reattach: re-attach to the task a previous try submitted, when it is still running or succeeded.
+    """
+
+    template_fields: Sequence[str] = (
+        "prompt",
+        "image_urls",
+        "aspect_ratio",
+        "quality",
+        "callback_url",
+        "seedream_conn_id",
+    )
+    template_fields_renderers = {"image_urls": "json"}
+    ui_color = "#f6e3ff"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        image_urls: list[str] | str,
+        aspect_ratio: str = "1:1",
+        quality: str = "basic",
+        callback_url: str | None = None,
+        nsfw_checker: bool | None = None,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        timeout: float = 1800.0,
+        reattach: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.image_urls = image_urls
+        self.aspect_ratio = aspect_ratio
+        self.quality = quality
+        self.callback_url = callback_url
+        self.nsfw_checker = nsfw_checker
+        self.seedream_conn_id = seedream_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = core.check_positive("poll_interval", poll_interval)
+        self.timeout = core.check_positive("timeout", timeout)
+        self.reattach = reattach
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return SeedreamHook(self.seedream_conn_id)
+
+    def _reattach_to(self, store: Any, edit: core.EditInput) -> str | None:
+        """Return the task a previous try submitted for the same inputs, if it is still worth waiting for."""
+        saved = store.get(STATE_KEY) if store is not None else None
+        if not self.reattach or not isinstance(saved, dict) or not saved.get("task_id"):
+            return None
+        task_id = saved["task_id"]
+        if saved.get("fingerprint") != edit.fingerprint():
+            self.log.info("A previous try submitted Seedream task %s with other inputs; submitting anew", task_id)
+            return None
+        try:
+            task = self.hook.get_task(task_id)
+        except exc.SeedreamNotFoundError:
+            self.log.warning("Seedream task %s from a previous try is unknown to kie.ai; submitting anew", task_id)
+            return None
+        if task.state == core.STATE_FAIL:
+            self.log.info("Seedream task %s from a previous try failed (failCode=%s failMsg=%s); submitting anew",
+                          task_id, task.fail_code, task.fail_msg)
+            return None
+        self.log.info("Re-attaching to Seedream task %s submitted by a previous try (state %s): not paying twice",
+                      task_id, task.state)
+        return task_id
+
+    def execute(self, context: Context) -> str:
+        edit = core.build_edit_input(
+            self.prompt, self.image_urls, self.aspect_ratio, self.quality, self.callback_url, self.nsfw_checker
+        )
+        store = context.get("task_state_store")
+        task_id = self._reattach_to(store, edit)
+        if task_id is None:
+            if store is None:
+                self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
+                                 "after the submit, the retry submits and pays for a second edit")
+            task_id = self.hook.submit_edit(edit)
+            if store is not None:
+                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": edit.fingerprint()})
+        context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)
+        if not self.wait_for_completion:
+            return task_id
+
+        started = time.time()
+        deadline = started + self.timeout
+        waiter = core.Waiter(task_id, core.WaitPolicy(self.poll_interval, deadline), started_at=started)
+        step = waiter.observe(self._check_once(task_id), time.time())
+        if step.event is not None:  # already finished: no need to defer
+            return self.execute_complete(context, dict(step.event))
+        if self.deferrable:
+            self.defer(
+                trigger=SeedreamTaskTrigger(
+                    seedream_task_id=task_id,
+                    seedream_conn_id=self.seedream_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline,
+                    started_at=started,
+                ),
+                method_name="execute_complete",
+                timeout=defer_timeout(self.timeout),
+            )
+        task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=deadline)
+        results.deliver(self, context, task)
+        return task_id
+
+    def _check_once(self, task_id: str) -> core.SeedreamTask | BaseException:
+        try:
+            return self.hook.get_task(task_id)
+        except exc.SeedreamError as error:
+            return error
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Finish after the trigger fired: return the task id, or raise the typed error the event reports."""
+        task = core.resolve_event(event)
+        results.deliver(self, context, task)
+        return task.task_id

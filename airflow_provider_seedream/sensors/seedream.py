@@ -1,0 +1,131 @@
+"""Sensor that waits for a Seedream task on kie.ai to finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_seedream import core, results
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.operators.seedream import defer_timeout
+from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+from airflow_provider_seedream.version_compat import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SeedreamTaskSensor(BaseSensorOperator):
+    """Wait for a Seedream task to finish and return its result image URLs.
+
+    Deferrable by default: after one status check it hands the wait to the triggerer and frees the worker slot. With
+    ``deferrable=False`` it pokes (``mode="poke"`` or ``"reschedule"``). In both modes ``poke_interval`` is the base
+    pause between queries (stretched per kie's polling guidance as the wait grows) and ``timeout`` ends the wait with
+    an error naming the kie task id. A task that ends in ``fail`` fails the Airflow task with kie's failCode and
+    failMsg, without retries (retrying cannot change a failed remote task).
+
+    :param seedream_task_id: the kie task id, e.g. ``edit.output`` of a ``SeedreamEditOperator``. Templated.
+    :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated.
+    :param deferrable: wait in the triggerer instead of in a worker slot.
+    :param max_consecutive_errors: transient errors in a row tolerated while waiting.
+    """
+
+    template_fields: Sequence[str] = ("seedream_task_id", "seedream_conn_id")
+    ui_color = "#f6e3ff"
+
+    def __init__(
+        self,
+        *,
+        seedream_task_id: str,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        deferrable: bool = True,
+        poke_interval: float = 5.0,
+        timeout: float = 3600.0,
+        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        **kwargs: Any,
+    ) -> None:
+        core.check_positive("poke_interval", poke_interval)
+        core.check_positive("timeout", timeout)
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.seedream_task_id = seedream_task_id
+        self.seedream_conn_id = seedream_conn_id
+        self.deferrable = deferrable
+        self.max_consecutive_errors = max_consecutive_errors
+        self._waiter: core.Waiter | None = None
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return SeedreamHook(self.seedream_conn_id)
+
+    def _new_waiter(self, task_id: str, started: float, deadline: float) -> core.Waiter:
+        policy = core.WaitPolicy(poll_interval=self.poke_interval, deadline=deadline,
+                                 max_consecutive_errors=self.max_consecutive_errors)
+        return core.Waiter(task_id, policy, started_at=started)
+
+    def _observe_once(self, waiter: core.Waiter) -> core.Step:
+        outcome: core.SeedreamTask | BaseException
+        try:
+            outcome = self.hook._get_task_once(waiter.task_id)
+        except exc.SeedreamError as error:
+            outcome = error
+        step = waiter.observe(outcome, time.time())
+        if step.note:
+            self.log.info("%s", step.note)
+        return step
+
+    def execute(self, context: Context) -> Any:
+        task_id = core.check_task_id(self.seedream_task_id)
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as error:
+                if isinstance(error, exc.SeedreamTimeoutError):
+                    raise
+                raise exc.SeedreamTimeoutError(f"{error} Seedream task {task_id} had not finished; it may still "
+                                               "be running on kie.ai", task_id=task_id) from error
+
+        started = time.time()
+        deadline = started + self.timeout
+        step = self._observe_once(self._new_waiter(task_id, started, deadline))
+        if step.event is not None:
+            return self.execute_complete(context, dict(step.event))
+        self.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", task_id,
+                      self.timeout)
+        self.defer(
+            trigger=SeedreamTaskTrigger(
+                seedream_task_id=task_id,
+                seedream_conn_id=self.seedream_conn_id,
+                poll_interval=self.poke_interval,
+                deadline=deadline,
+                started_at=started,
+                max_consecutive_errors=self.max_consecutive_errors,
+            ),
+            method_name="execute_complete",
+            timeout=defer_timeout(self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        task_id = core.check_task_id(self.seedream_task_id)
+        if self._waiter is None or self._waiter.task_id != task_id:
+            # The base class enforces ``timeout`` in poke mode; the waiter only tracks states and tolerated errors.
+            self._waiter = self._new_waiter(task_id, time.time(), float("inf"))
+        step = self._observe_once(self._waiter)
+        if step.event is None:
+            return PokeReturnValue(is_done=False)
+        task = core.resolve_event(step.event, task_id)
+        return PokeReturnValue(is_done=True, xcom_value=results.deliver(self, context, task))
+
+    def _get_next_poke_interval(
+        self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int
+    ) -> float:
+        # The same schedule as the trigger and the hook's wait, rather than a fixed interval.
+        return core.poll_delay(run_duration(), self.poke_interval)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
+        """Finish after the trigger fired: return the result URLs, or raise the typed error the event reports."""
+        task = core.resolve_event(event, core.check_task_id(self.seedream_task_id))
+        return results.deliver(self, context, task)

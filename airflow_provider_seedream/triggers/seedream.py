@@ -1,0 +1,102 @@
+"""Trigger that waits, in the triggerer's event loop, for a Seedream task to finish."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_seedream import aio, core
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+
+class SeedreamTaskTrigger(BaseTrigger):
+    """Poll kie.ai for one task until it succeeds, fails or the deadline passes, then yield exactly one event.
+
+    Everything runs on the event loop without blocking it: the connection is read with the async lookup, requests go
+    through the process-wide shared ``httpx.AsyncClient`` and poll budget for the key. ``serialize()`` holds plain
+    data only (connection id, task id, poll settings, an absolute deadline), never the key.
+
+    :param seedream_task_id: the kie task id.
+    :param seedream_conn_id: the Airflow connection to read the key and base URL from.
+    :param poll_interval: the base pause between queries, in seconds.
+    :param deadline: absolute end of the wait, seconds since the epoch (wall clock, so that the budget does not
+        restart when the trigger moves to another triggerer).
+    :param started_at: when the wait began, seconds since the epoch (drives the poll schedule and the grace period
+        for a task that is not visible yet).
+    :param max_consecutive_errors: transient errors in a row tolerated before giving up.
+    """
+
+    def __init__(
+        self,
+        seedream_task_id: str,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
+    ) -> None:
+        super().__init__()
+        self.seedream_task_id = seedream_task_id
+        self.seedream_conn_id = seedream_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.started_at = float(started_at) if started_at is not None else time.time()
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.not_found_grace = float(not_found_grace)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "seedream_task_id": self.seedream_task_id,
+                "seedream_conn_id": self.seedream_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "started_at": self.started_at,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "not_found_grace": self.not_found_grace,
+            },
+        )
+
+    def _policy(self) -> core.WaitPolicy:
+        return core.WaitPolicy(
+            poll_interval=self.poll_interval,
+            deadline=self.deadline if self.deadline is not None else math.inf,
+            not_found_grace=self.not_found_grace,
+            max_consecutive_errors=self.max_consecutive_errors,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        task_id = self.seedream_task_id
+        try:
+            hook = SeedreamHook(self.seedream_conn_id)
+            settings = await hook.aget_settings()
+            waiter = core.Waiter(task_id, self._policy(), started_at=self.started_at)
+            self.log.info("Waiting for Seedream task %s (poll interval %.1f s)", task_id, self.poll_interval)
+            # Hold one lease for the whole wait so that the shared client is not reopened between polls.
+            async with aio.lease(settings):
+                event = None
+                while event is None:
+                    outcome: core.SeedreamTask | BaseException
+                    try:
+                        outcome = await hook.aget_task(task_id)
+                    except exc.SeedreamError as error:
+                        outcome = error
+                    step = waiter.observe(outcome, time.time())
+                    if step.note:
+                        self.log.info("%s", step.note)
+                    event = step.event
+                    if event is None:
+                        await asyncio.sleep(step.delay)
+        except Exception as error:  # CancelledError is a BaseException and passes through untouched
+            self.log.exception("Trigger for Seedream task %s failed", task_id)
+            event = core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
+                                                                f"{type(error).__name__}: {error}", error=error)
+        yield TriggerEvent(dict(event))
