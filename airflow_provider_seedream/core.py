@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream import schedule
 
 MODEL = "seedream/4.5-edit"
 DEFAULT_BASE_URL = "https://api.kie.ai"
@@ -545,20 +546,9 @@ def retry_after_of(error: BaseException | None) -> float | None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def poll_delay(elapsed: float, poll_interval: float, rng: Callable[[], float] = random.random) -> float:
-    """Return the pause before the next status query, ``elapsed`` seconds into the wait.
-
-    kie asks for every 2-3 s in the first 30 s, 5-10 s until 2 minutes and 15-30 s after that. ``poll_interval`` is
-    the base; the schedule stretches it by those phases (capped at 30 s, never below the base) with +-10 % jitter so
-    that many waits started together do not poll in lockstep.
-    """
-    if elapsed < 30:
-        target = poll_interval
-    elif elapsed < 120:
-        target = max(poll_interval, min(2 * poll_interval, 10.0))
-    else:
-        target = max(poll_interval, min(5 * poll_interval, 30.0))
-    return target * (0.9 + 0.2 * rng())
+# The poll schedule lives in ``schedule`` (pure as well); re-exported so callers have one place to import from.
+poll_delay = schedule.poll_delay
+poll_priority = schedule.poll_priority
 
 
 EventStatus = Literal["success", "failed", "timeout", "error"]

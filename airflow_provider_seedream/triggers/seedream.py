@@ -86,7 +86,8 @@ class SeedreamTaskTrigger(BaseTrigger):
                 while event is None:
                     outcome: core.SeedreamTask | BaseException
                     try:
-                        outcome = await hook.aget_task(task_id)
+                        priority = core.poll_priority(time.time() - self.started_at)
+                        outcome = await hook.aget_task(task_id, priority=priority)
                     except exc.SeedreamError as error:
                         outcome = error
                     step = waiter.observe(outcome, time.time())
