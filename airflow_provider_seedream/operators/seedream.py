@@ -111,6 +111,11 @@ class SeedreamEditOperator(BaseOperator):
         try:
             task = self.hook.get_task(task_id)
         except exc.SeedreamNotFoundError:
+            age = time.time() - float(saved.get("submitted_at") or 0)
+            if age < core.DEFAULT_NOT_FOUND_GRACE:  # created a moment ago: kie answers "recordInfo is null" briefly
+                self.log.info("Re-attaching to Seedream task %s submitted %.1f s ago by a previous try (not visible "
+                              "on kie.ai yet): not paying twice", task_id, age)
+                return task_id
             self.log.warning("Seedream task %s from a previous try is unknown to kie.ai; submitting anew", task_id)
             return None
         if task.state == core.STATE_FAIL:
@@ -133,7 +138,7 @@ class SeedreamEditOperator(BaseOperator):
                                  "after the submit, the retry submits and pays for a second edit")
             task_id = self.hook.submit_edit(edit)
             if store is not None:
-                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": edit.fingerprint()})
+                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": edit.fingerprint(), "submitted_at": time.time()})
         context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)
         if not self.wait_for_completion:
             return task_id

@@ -1,0 +1,122 @@
+"""A local, faithful emulator of the kie.ai API used by this provider, as a real HTTP server on loopback.
+
+Written from the API documents, not from the client code: it imports nothing from ``airflow_provider_seedream``
+outside this package (and not Airflow), so agreement between client and emulator is tested rather than assumed.
+Sources: the Seedream 4.5 edit createTask page (docs.kie.ai/market/seedream/4-5-edit, Chinese copy in
+``shared/seed/seedream-4.5-edit-api.md``) and the research notes ``shared/notes/kie-api.md`` (Get Task Details,
+callbacks, File Upload API, credits, download-url, rate limits, pricing), as read for version 0.1.0 of the provider.
+
+Start it::
+
+    python -m airflow_provider_seedream.emulator --port 0          # prints "seedream-emulator listening on URL"
+
+    from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+    with EmulatorServer(EmulatorConfig(task_seconds=0.5)) as emu:  # port 0: a free port
+        ...  # emu.url, emu.state.stats(), emu.state.add_faults("recordInfo", [{"kind": "reset"}])
+
+Endpoints (Bearer key required on the kie ones; any non-empty key unless ``api_keys`` is set):
+
+- ``POST /api/v1/jobs/createTask`` - validates ``model`` (exactly ``seedream/4.5-edit``), ``callBackUrl`` (http(s)
+  URI), ``input.prompt`` (string, 1..3000 chars), ``input.image_urls`` (1..14 http(s) URIs), ``input.aspect_ratio``
+  (1:1 4:3 3:4 16:9 9:16 2:3 3:2 21:9), ``input.quality`` (basic|high), ``input.nsfw_checker`` (bool); bad -> body
+  code 422 naming the field; non-JSON body -> 422; charges ``credits_per_task`` (6.5) or answers 402
+  ``Credits insufficient``; success -> ``{"code": 200, "msg": "success", "data": {"taskId": <32 hex>}}``.
+- ``GET /api/v1/jobs/recordInfo?taskId=`` - ``data`` = taskId, model, state, param (JSON *string* of the whole
+  createTask body), resultJson (JSON *string* ``{"resultUrls": [...]}`` on success, "" otherwise), failCode/failMsg
+  ("" unless failed), costTime (seconds), completeTime (ms or null), createTime, updateTime (ms), creditsConsumed.
+  States: waiting (first 15 % of the duration) -> queuing (next 15 %) -> generating -> success|fail, by wall-clock
+  time since creation. No taskId -> code 400 ``taskId parameter is required``.
+- ``GET /api/v1/chat/credit`` - ``data`` = balance as a float (e.g. 993.5); failed tasks are refunded.
+- ``POST /api/v1/common/download-url`` - ``{"url": <result URL from this emulator>}`` -> a fresh link valid
+  20 minutes (even for an expired result URL); any other URL -> 422.
+- ``POST /api/file-stream-upload`` (multipart: file, uploadPath, fileName) and ``POST /api/file-base64-upload``
+  (JSON: base64Data raw or ``data:`` URL, uploadPath, fileName) - ``{"success": true, "code": 200, "msg": "File
+  uploaded successfully", "data": {fileName, filePath, downloadUrl, fileSize, mimeType, uploadedAt}}``. Errors are
+  body code 400 (the codes the upload docs list): missing uploadPath/file, more than 10 MB, or not JPEG/PNG/WebP
+  (Seedream's input limits, applied at upload so a bad input fails early; ``upload_images_only`` turns the type
+  check off). In reality these live on another host; here they share the server.
+- ``GET /results/<taskId>/0.<png|jpg|webp>`` - the one result image of a successful task (real bytes, requested
+  aspect ratio; basic = 2K class, long side 2048; high = 4K class, long side 4096). **Scaled down**: by default the
+  pixel size is divided by 4 for speed (header ``X-Emulator-Scaled: 4``); ``full_size``/``--full-size`` serves the
+  true size (a 4K PNG is then ~12 MB). 403 once expired (``result_ttl``, default 24 h), 404 if unknown/not done.
+- ``GET /dl/<token>/<name>`` - links minted by download-url (403 after 20 minutes).
+- ``GET /files/<uploadPath>/<fileName>`` - uploaded files, same bytes and content type (404 after 3 days).
+- ``GET /samples/`` (JSON list) and ``GET /samples/<name>`` - product-photo-like PNG/JPEG/WebP inputs of several
+  aspect ratios, the default ``image_urls`` of the demo DAG.
+
+Quirks reproduced (source in brackets):
+
+- Errors inside HTTP 200 bodies: 401 ``You do not have access permissions``, 402, 422, 400 [Getting Started page;
+  newer official schemas say HTTP is 200 even on failure].
+- recordInfo answers ``message`` instead of ``msg`` [Get Task Details page prose and examples].
+- ``{"code": 422, "message": "recordInfo is null", "data": null}`` for unknown ids *and* for a new task during
+  ``null_window_seconds`` (0.5 s) after creation [Get Task Details OpenAPI; third-party clients tolerate it].
+- ``param`` and ``resultJson`` are JSON strings, not objects [Get Task Details page].
+- Rate limits answered with a real HTTP 429, ``Retry-After`` and ``{"code": 429, "msg": ...}``, rejected not
+  queued: createTask 20 per 10 s per key (sliding window), recordInfo 10 per s per key [Getting Started;
+  Get Task Details].
+- Result URLs expire (403), download-url re-mints 20-minute links [Get Task Details; download-url page].
+- Fractional credit balance; 6.5 credits per Seedream 4.5 task; failed tasks cost 0 [pricing; callback schema].
+- Callbacks: on success/fail, POST ``{"code": 200|501, "msg": "Playground task completed successfully." |
+  "Playground task failed.", "data": <recordInfo data>}`` to ``callBackUrl`` - only to loopback hosts (others are
+  recorded, not sent), best effort, in a background thread; with ``webhook_hmac_key`` set, signed with
+  ``X-Webhook-Timestamp`` / ``X-Webhook-Signature`` = Base64(HMAC-SHA256(key, taskId + "." + timestamp))
+  [market callback schema; webhook-verification page].
+- An input URL that points at this emulator but does not resolve (unknown sample/file, expired result) makes the
+  task end in ``fail`` with failCode "422" and ``Failed to download image from <url>: ...``. Foreign hosts are never
+  fetched and assumed fine.
+
+Per-task scenarios, as a directive anywhere in the prompt, e.g. ``[emulator: outcome=fail, fail_code=500,
+fail_msg=Internal error, seconds=2.5, format=jpeg, expire_after=0]`` (or ``EmulatorConfig.default_scenario`` for
+prompts without one). Keys: ``outcome`` = success (default) | fail (failCode/failMsg default "500" / "Internal
+server error, please try again later") | never (stays generating) | empty (success, ``resultUrls: []``) |
+bad_result_json (success, resultJson cut off) | unknown_state (state ``paused`` forever) | slow (10x duration);
+``fail_code``; ``fail_msg`` (no commas); ``seconds`` (duration); ``format`` = png | jpeg | webp; ``expire_after``
+(result URL lifetime after completion); ``polls`` (end on the N-th visible recordInfo poll instead of by time).
+An unknown key or value is rejected with code 422, so typos in tests do not pass silently.
+
+Control API (plain JSON, no API key, loopback clients only):
+
+- ``GET /_emulator/stats`` - ``requests`` (per endpoint: createTask, recordInfo, credit, download-url, upload,
+  results, samples, files), ``responses`` (per endpoint, per code), ``tasks`` (per taskId: state, outcome, created,
+  completed, seconds, polls, input, ...), ``created_task_ids``, ``per_second`` (per endpoint: unix second -> count),
+  ``rate_limited`` (429s sent per endpoint, from the limiter or from faults), ``faults_served``,
+  ``faults_pending``, ``auth_keys_seen_count`` (keys are kept only as hashes, never echoed), ``auth_failures``,
+  ``callbacks``, ``credits``, ``config``.
+- ``POST /_emulator/reset`` - clear tasks, uploads, links, counters, faults, limits; restore the balance.
+- ``GET|POST /_emulator/config`` - read / change ``EmulatorConfig`` fields at run time, e.g. ``{"task_seconds": 1,
+  "default_scenario": {"outcome": "fail"}, "rate_limits": false}``.
+- ``GET|POST /_emulator/faults`` - queue transient faults: ``{"endpoint": "recordInfo", "faults": [...]}``, one
+  consumed per matching request, in order, before the key check. Endpoints: createTask, recordInfo, credit,
+  download-url, upload, results (also samples, files). Kinds: ``{"kind": "http", "status": 429, "retry_after": 1}``,
+  ``{"kind": "body", "code": 455}``, ``{"kind": "reset"}`` (TCP RST, SO_LINGER 0), ``{"kind": "delay",
+  "seconds": 5}`` (then answer normally), ``{"kind": "not_json"}`` (HTML body), ``{"kind": "missing_data"}``, and
+  for createTask ``{"kind": "accept_then_reset"}`` (task created and charged, connection reset). In process:
+  ``emu.state.add_faults(endpoint, [fault, ...])``.
+- ``POST /_emulator/credits`` ``{"balance": 3.0}`` - set the balance; ``GET /_emulator/health``.
+
+What ``time_scale`` scales (wall seconds = emulated seconds x time_scale): task durations (``task_seconds``, the
+distribution, ``seconds=``, slow), ``null_window_seconds``, the rate-limit windows (10 s and 1 s; the counts stay
+20 and 10), ``result_ttl``, ``expire_after``, ``download_url_ttl`` (20 min), ``upload_ttl`` (3 days). Not scaled:
+the ``delay`` fault and ``retry_after`` of an ``http`` fault (they target real client timeouts), the callback
+timeout, and reported timestamps (always real wall-clock milliseconds). ``Retry-After`` from the limiter is the
+scaled wait, rounded up to whole seconds, at least 1.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_seedream.emulator.config import EmulatorConfig
+from airflow_provider_seedream.emulator.faults import ENDPOINTS, FAULT_KINDS
+from airflow_provider_seedream.emulator.scenario import OUTCOMES, Scenario
+from airflow_provider_seedream.emulator.server import EmulatorServer
+from airflow_provider_seedream.emulator.state import EmulatorState
+
+__all__ = [
+    "ENDPOINTS",
+    "FAULT_KINDS",
+    "OUTCOMES",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "EmulatorState",
+    "Scenario",
+]

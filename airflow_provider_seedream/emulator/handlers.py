@@ -1,0 +1,327 @@
+"""Routing and the kie endpoints: request -> ``Reply``, with faults, API key check and rate limits in front.
+
+Order of checks for an API request, and why:
+1. count it (stats must see every request, including those that fail later);
+2. queued fault, if any (it stands for the network/gateway, which answers before kie's application does);
+3. Bearer key (kie: code 401 inside HTTP 200);
+4. rate limit (kie: HTTP 429, rejected not queued);
+5. the endpoint itself (validation -> 422, credits -> 402, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from airflow_provider_seedream.emulator import images
+from airflow_provider_seedream.emulator.config import INPUT_MIME_TYPES
+from airflow_provider_seedream.emulator.control import handle_control
+from airflow_provider_seedream.emulator.multipart import MultipartError, parse_multipart
+from airflow_provider_seedream.emulator.scenario import scenario_for_prompt
+from airflow_provider_seedream.emulator.state import EmulatorState, Lookup
+from airflow_provider_seedream.emulator.validation import validate_create_body
+from airflow_provider_seedream.emulator.wire import (
+    CODE_MESSAGES,
+    Reply,
+    Request,
+    envelope,
+    gateway_error,
+    json_reply,
+    xml_error,
+)
+
+Handler = Callable[[Request], Reply]
+
+#: API paths -> (method, endpoint name). Upload paths live on kie's upload host in reality; here on one server.
+API_ROUTES: dict[str, tuple[str, str]] = {
+    "/api/v1/jobs/createTask": ("POST", "createTask"),
+    "/api/v1/jobs/recordInfo": ("GET", "recordInfo"),
+    "/api/v1/chat/credit": ("GET", "credit"),
+    "/api/v1/common/download-url": ("POST", "download-url"),
+    "/api/file-stream-upload": ("POST", "upload"),
+    "/api/file-base64-upload": ("POST", "upload"),
+}
+
+_NOT_JSON_BODY = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
+                  b"</center><hr><center>nginx</center></body></html>\n")
+
+
+class Dispatcher:
+    """Turn ``Request`` values into ``Reply`` values against one ``EmulatorState``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self._api_handlers: dict[str, Handler] = {
+            "/api/v1/jobs/createTask": self._create_task,
+            "/api/v1/jobs/recordInfo": self._record_info,
+            "/api/v1/chat/credit": self._credit,
+            "/api/v1/common/download-url": self._download_url,
+            "/api/file-stream-upload": self._stream_upload,
+            "/api/file-base64-upload": self._base64_upload,
+        }
+
+    # ------------------------------------------------------------------ routing
+
+    def handle(self, request: Request) -> Reply:
+        """Route one request; HEAD is routed like GET (the HTTP layer drops the body)."""
+        path = request.path
+        method = "GET" if request.method == "HEAD" else request.method
+        if path.startswith("/_emulator/"):
+            return handle_control(self.state, request)
+        if path in API_ROUTES:
+            allowed, endpoint = API_ROUTES[path]
+            if method != allowed:
+                return gateway_error(405, "Method Not Allowed", headers={"Allow": allowed})
+            return self._serve(endpoint, request, self._api_handlers[path], authenticated=True)
+        if method != "GET":
+            return gateway_error(405, "Method Not Allowed", headers={"Allow": "GET, HEAD"})
+        for prefix, endpoint, handler in (
+            ("/results/", "results", self._result_file),
+            ("/dl/", "results", self._download_file),
+            ("/files/", "files", self._uploaded_file),
+            ("/samples", "samples", self._samples),
+        ):
+            if path.startswith(prefix):
+                return self._serve(endpoint, request, handler, authenticated=False)
+        if path == "/":
+            return json_reply({"service": "seedream-emulator", "endpoints": sorted(API_ROUTES),
+                               "samples": f"{self.state.base_url}/samples/"})
+        return gateway_error(404, "Not Found")
+
+    def _serve(self, endpoint: str, request: Request, handler: Handler, authenticated: bool) -> Reply:
+        self.state.count_request(endpoint)
+        reply, reset_after = self._consume_fault(endpoint)
+        if reply is None and authenticated:
+            reply = self._admit(endpoint, request)
+        if reply is None:
+            reply = handler(request)
+            reply.reset = reply.reset or reset_after
+        self.state.count_response(endpoint, reply.counted_code)
+        return reply
+
+    def _admit(self, endpoint: str, request: Request) -> Reply | None:
+        key_hash = self.state.check_key(request.header("Authorization"))
+        if key_hash is None:
+            return envelope(endpoint, 401, CODE_MESSAGES[401])
+        wait = self.state.acquire_rate(endpoint, key_hash)
+        if wait is not None:
+            limit = "20 createTask requests per 10 seconds" if endpoint == "createTask" else \
+                "10 recordInfo requests per second"
+            return gateway_error(429, f"Rate limit exceeded: at most {limit} per API key",
+                                 headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        return None
+
+    # ------------------------------------------------------------------ faults
+
+    def _consume_fault(self, endpoint: str) -> tuple[Reply | None, bool]:
+        """Apply the next queued fault: a reply to send instead, and whether to reset after answering."""
+        fault = self.state.take_fault(endpoint)
+        if fault is None:
+            return None, False
+        kind = fault["kind"]
+        if kind == "delay":
+            time.sleep(fault["seconds"])
+            return None, False
+        if kind == "accept_then_reset":
+            return None, True
+        if kind == "reset":
+            return Reply(reset=True, code=0), False
+        if kind == "http":
+            headers = {}
+            if fault.get("retry_after") is not None:
+                headers["Retry-After"] = str(math.ceil(fault["retry_after"]))
+            return gateway_error(fault["status"], str(fault.get("msg") or _reason(fault["status"])), headers), False
+        if kind == "body":
+            code = fault["code"]
+            return envelope(endpoint, code, str(fault.get("msg") or CODE_MESSAGES.get(code, "error")), data=None), \
+                False
+        if kind == "not_json":
+            return Reply(status=200, body=_NOT_JSON_BODY, content_type="text/html", code=0), False
+        return envelope(endpoint, 200, "File uploaded successfully" if endpoint == "upload" else "success"), False
+
+    # ------------------------------------------------------------------ kie API
+
+    def _create_task(self, request: Request) -> Reply:
+        body, error = _json_body(request)
+        if error is not None:
+            return envelope("createTask", 422, f"Request body is not valid JSON: {error}", data=None)
+        problem = validate_create_body(body)
+        if problem is not None:
+            return envelope("createTask", 422, problem, data=None)
+        try:
+            scenario = scenario_for_prompt(body["input"]["prompt"], self.state.config.default_scenario)
+        except ValueError as exc:
+            return envelope("createTask", 422, f"input.prompt: {exc}", data=None)
+        if scenario.format not in images.supported_formats():
+            return envelope("createTask", 422, f"emulator cannot encode format={scenario.format} (Pillow missing)",
+                            data=None)
+        task_id = self.state.create_task(body, scenario)
+        if task_id is None:
+            return envelope("createTask", 402, CODE_MESSAGES[402], data=None)
+        return envelope("createTask", 200, "success", data={"taskId": task_id})
+
+    def _record_info(self, request: Request) -> Reply:
+        values = request.query.get("taskId") or [""]
+        task_id = values[0].strip()
+        if not task_id:
+            return envelope("recordInfo", 400, "taskId parameter is required", data=None)
+        data = self.state.record_info(task_id)
+        if data is None:
+            return envelope("recordInfo", 422, "recordInfo is null", data=None)
+        return envelope("recordInfo", 200, "success", data=data)
+
+    def _credit(self, request: Request) -> Reply:
+        return envelope("credit", 200, "success", data=self.state.balance())
+
+    def _download_url(self, request: Request) -> Reply:
+        body, error = _json_body(request)
+        if error is not None:
+            return envelope("download-url", 422, f"Request body is not valid JSON: {error}", data=None)
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url:
+            return envelope("download-url", 422, "url is required", data=None)
+        link = self.state.mint_download_url(url)
+        if link is None:
+            return envelope("download-url", 422, "url must be a file URL generated by kie.ai for this account",
+                            data=None)
+        return envelope("download-url", 200, "success", data=link)
+
+    # ------------------------------------------------------------------ File Upload API
+
+    def _stream_upload(self, request: Request) -> Reply:
+        try:
+            parts = parse_multipart(request.body, request.header("Content-Type"))
+        except MultipartError as exc:
+            return envelope("upload", 400, str(exc), data=None)
+        file_part = parts.get("file")
+        if file_part is None:
+            return envelope("upload", 400, "file is required (multipart field 'file')", data=None)
+        upload_path = parts["uploadPath"].text if "uploadPath" in parts else None
+        file_name = parts["fileName"].text if "fileName" in parts else None
+        return self._store_upload(file_part.data, upload_path, file_name)
+
+    def _base64_upload(self, request: Request) -> Reply:
+        body, error = _json_body(request)
+        if error is not None or not isinstance(body, dict):
+            return envelope("upload", 400, f"Request body must be a JSON object ({error or 'not an object'})",
+                            data=None)
+        encoded = body.get("base64Data")
+        if not isinstance(encoded, str) or not encoded.strip():
+            return envelope("upload", 400, "base64Data is required", data=None)
+        data = _decode_base64(encoded)
+        if data is None:
+            return envelope("upload", 400, "base64Data is neither base64 nor a base64 data: URL", data=None)
+        return self._store_upload(data, body.get("uploadPath"), body.get("fileName"))
+
+    def _store_upload(self, data: bytes, upload_path: Any, file_name: Any) -> Reply:
+        config = self.state.config
+        path = upload_path.strip().strip("/") if isinstance(upload_path, str) else ""
+        if not path:
+            return envelope("upload", 400, "uploadPath is required", data=None)
+        if "\\" in path or any(segment in ("", ".", "..") for segment in path.split("/")):
+            return envelope("upload", 400, f"uploadPath {upload_path!r} is not a valid relative path", data=None)
+        if not data:
+            return envelope("upload", 400, "file is empty", data=None)
+        if len(data) > config.upload_max_bytes:
+            return envelope("upload", 400, f"file is {len(data)} bytes; the maximum is {config.upload_max_bytes} "
+                                           "bytes (10 MB)", data=None)
+        name = file_name.strip() if isinstance(file_name, str) else ""
+        if name in (".", "..") or "/" in name or "\\" in name:
+            return envelope("upload", 400, f"fileName {file_name!r} must be a plain file name", data=None)
+        mime_type = images.sniff_mime(data) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if config.upload_images_only and mime_type not in INPUT_MIME_TYPES:
+            return envelope("upload", 400, f"unsupported file type {mime_type}; Seedream accepts "
+                                           f"{', '.join(INPUT_MIME_TYPES)}", data=None)
+        if not name:
+            # kie: "a random file name is generated if fileName is omitted".
+            name = f"{uuid.uuid4().hex[:16]}{mimetypes.guess_extension(mime_type) or '.bin'}"
+        record = self.state.store_upload(path, name, data, mime_type)
+        return envelope("upload", 200, "File uploaded successfully", data=record)
+
+    # ------------------------------------------------------------------ served files
+
+    def _result_file(self, request: Request) -> Reply:
+        task_id, _, name = request.path[len("/results/"):].partition("/")
+        return self._image_reply(self.state.result_asset(task_id, name))
+
+    def _download_file(self, request: Request) -> Reply:
+        token, _, name = request.path[len("/dl/"):].partition("/")
+        return self._image_reply(self.state.download_asset(token, name))
+
+    def _image_reply(self, lookup: Lookup) -> Reply:
+        if lookup.status == 403:
+            return xml_error(403, "AccessDenied", f"Access Denied: {lookup.reason}")
+        if lookup.status != 200 or lookup.spec is None:
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        spec = lookup.spec
+        data = self.state.images.get(
+            ("result", spec.seed, spec.width, spec.height, spec.fmt),
+            lambda: images.render(spec.seed, spec.width, spec.height, spec.fmt),
+        )
+        return Reply(body=data, content_type=spec.mime_type, code=200,
+                     headers={"X-Emulator-Scaled": str(spec.downscale), "Cache-Control": "private, max-age=86400"})
+
+    def _uploaded_file(self, request: Request) -> Reply:
+        lookup = self.state.get_upload(unquote(request.path[len("/files/"):]))
+        if lookup.status != 200 or lookup.data is None:
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return Reply(body=lookup.data, content_type=lookup.mime_type or "application/octet-stream", code=200)
+
+    def _samples(self, request: Request) -> Reply:
+        name = request.path[len("/samples"):].lstrip("/")
+        if not name:
+            return json_reply(self._sample_listing(), code=200)
+        sample = images.find_sample(unquote(name))
+        if sample is None:
+            return xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        data = self.state.images.get(("sample", sample.name), lambda: images.render_sample(sample))
+        return Reply(body=data, content_type=sample.mime_type, code=200)
+
+    def _sample_listing(self) -> dict[str, Any]:
+        entries = []
+        for sample in images.available_samples():
+            width, height = sample.size
+            entries.append({"name": sample.name, "url": f"{self.state.base_url}/samples/{sample.name}",
+                            "mimeType": sample.mime_type, "width": width, "height": height,
+                            "aspectRatio": sample.aspect_ratio, "product": sample.product})
+        return {"samples": entries, "urls": [entry["url"] for entry in entries]}
+
+
+def _json_body(request: Request) -> tuple[Any, str | None]:
+    try:
+        return json.loads(request.body.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, str(exc)
+
+
+def _decode_base64(encoded: str) -> bytes | None:
+    """Decode raw base64 or a ``data:<mime>;base64,<payload>`` URL (both accepted by kie's base64 upload)."""
+    text = encoded.strip()
+    if text.startswith("data:"):
+        header, comma, text = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            return None
+    # Accept the URL-safe alphabet and missing padding; reject anything else rather than skip it silently.
+    compact = "".join(text.split()).replace("-", "+").replace("_", "/")
+    compact += "=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,870 @@
+"""The emulator honours its contract: kie's wire format and quirks, scenarios, faults, limits, files, control API.
+
+Every test talks to a real server over loopback HTTP with ``requests`` / ``http.client`` / raw sockets, never
+through the provider's client code, so these tests pin down the emulator on its own terms.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import http.client
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from PIL import Image
+
+from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+from airflow_provider_seedream.emulator.images import encode_png_rgb
+from airflow_provider_seedream.emulator.multipart import MultipartError, parse_multipart
+from airflow_provider_seedream.emulator.scenario import Scenario
+from airflow_provider_seedream.emulator.state import ImageSpec, Task, state_at
+
+CREATE = "/api/v1/jobs/createTask"
+RECORD = "/api/v1/jobs/recordInfo"
+CREDIT = "/api/v1/chat/credit"
+DOWNLOAD_URL = "/api/v1/common/download-url"
+STREAM_UPLOAD = "/api/file-stream-upload"
+BASE64_UPLOAD = "/api/file-base64-upload"
+KEY = "test-key"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Fast settings shared by the module's server; each test starts from these (rate limits off unless tested).
+BASELINE = EmulatorConfig(task_seconds=0.3, null_window_seconds=0.1, rate_limits=False, callback_timeout=2.0)
+
+
+# --------------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(BASELINE) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(server: EmulatorServer) -> EmulatorServer:
+    server.state.update_config(dataclasses.asdict(BASELINE))
+    server.state.reset()
+    return server
+
+
+@pytest.fixture
+def api(emu: EmulatorServer) -> Iterator[Api]:
+    with Api(emu.url) as client:
+        yield client
+
+
+class Api:
+    """Tiny test-side client: raw HTTP calls plus a deadline-bounded poll (no fixed sleeps)."""
+
+    def __init__(self, url: str, key: str | None = KEY) -> None:
+        self.url = url
+        self.session = requests.Session()
+        if key is not None:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def _full(self, path: str) -> str:
+        return path if path.startswith("http") else self.url + path
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET a path on the emulator, or an absolute URL it handed out."""
+        return self.session.get(self._full(path), timeout=kwargs.pop("timeout", 10), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(self._full(path), timeout=kwargs.pop("timeout", 10), **kwargs)
+
+    def create(self, prompt: str = "Turn the sneaker red", **overrides: Any) -> requests.Response:
+        return self.post(CREATE, json=task_body(self.url, prompt, **overrides))
+
+    def create_id(self, prompt: str = "Turn the sneaker red", **overrides: Any) -> str:
+        reply = self.create(prompt, **overrides).json()
+        assert reply["code"] == 200, reply
+        return str(reply["data"]["taskId"])
+
+    def record(self, task_id: str) -> dict[str, Any]:
+        return dict(self.get(RECORD, params={"taskId": task_id}).json())
+
+    def wait_state(self, task_id: str, states: tuple[str, ...], timeout: float = 8.0) -> dict[str, Any]:
+        """Poll recordInfo until the state is one of ``states``; return ``data``."""
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            reply = self.record(task_id)
+            found.update(reply.get("data") or {})
+            return reply["code"] == 200 and reply["data"]["state"] in states
+
+        wait_until(reached, timeout)
+        return found
+
+
+def task_body(url: str, prompt: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "seedream/4.5-edit",
+        "input": {
+            "prompt": prompt,
+            "image_urls": [f"{url}/samples/sneaker-1x1.png"],
+            "aspect_ratio": "1:1",
+            "quality": "basic",
+        },
+    }
+    callback = overrides.pop("callBackUrl", None)
+    if callback is not None:
+        body["callBackUrl"] = callback
+    body["input"].update(overrides)
+    return body
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 8.0, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until true or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def stats(emu: EmulatorServer) -> dict[str, Any]:
+    return dict(requests.get(f"{emu.url}/_emulator/stats", timeout=10).json())
+
+
+def png_bytes(width: int = 8, height: int = 8) -> bytes:
+    return encode_png_rgb(width, height, lambda y: bytes((y * 10) % 256 for _ in range(width * 3)))
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+# --------------------------------------------------------------------------- pure state machine
+
+
+def _task(duration: float = 10.0, end: float | None = 10.0, outcome: str = "success", polls: int | None = None,
+          seen: int = 0) -> Task:
+    return Task(task_id="t", body={}, param="{}", scenario=Scenario(outcome=outcome, polls=polls), outcome=outcome,
+                fail_code="500", fail_msg="x", created=0.0, duration=duration, end=end,
+                image=ImageSpec(1, 1, 1, "png"), credits=6.5, callback_url=None, polls=seen)
+
+
+@pytest.mark.parametrize(
+    ("task", "now", "expected"),
+    [
+        (_task(), 0.0, "waiting"),
+        (_task(), 1.49, "waiting"),
+        (_task(), 1.5, "queuing"),
+        (_task(), 2.99, "queuing"),
+        (_task(), 3.0, "generating"),
+        (_task(), 9.99, "generating"),
+        (_task(), 10.0, "success"),
+        (_task(outcome="fail"), 10.0, "fail"),
+        (_task(outcome="never", end=None), 1e9, "generating"),
+        (_task(outcome="unknown_state", end=None), 0.0, "paused"),
+        (_task(end=None, polls=4, seen=0), 5.0, "waiting"),
+        (_task(end=None, polls=4, seen=1), 5.0, "queuing"),
+        (_task(end=None, polls=4, seen=2), 5.0, "generating"),
+    ],
+)
+def test_state_follows_wall_clock_split_15_15_70(task: Task, now: float, expected: str) -> None:
+    assert state_at(task, now) == expected
+
+
+def test_multipart_parser_handles_quoting_and_binary() -> None:
+    payload = b"\x00\r\n--not-the-boundary\r\n\xff"
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a \\\"b\\\".png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + payload + b"\r\n--XyZ\r\n"
+            b"Content-Disposition: form-data; name=uploadPath\r\n\r\nimages/x\r\n--XyZ--\r\n")
+    parts = parse_multipart(body, 'multipart/form-data; boundary="XyZ"')
+    assert parts["file"].data == payload
+    assert parts["file"].filename == 'a "b".png'
+    assert parts["uploadPath"].text == "images/x"
+    with pytest.raises(MultipartError):
+        parse_multipart(body[:-8], "multipart/form-data; boundary=XyZ")
+    with pytest.raises(MultipartError):
+        parse_multipart(body, "application/json")
+
+
+# --------------------------------------------------------------------------- createTask + recordInfo
+
+
+def test_task_lifecycle_and_record_shape(api: Api) -> None:
+    reply = api.create("Turn the sneaker red [emulator: seconds=1.5]")
+    assert reply.status_code == 200
+    created = reply.json()
+    assert created["code"] == 200 and created["msg"] == "success"
+    task_id = created["data"]["taskId"]
+    assert len(task_id) == 32 and int(task_id, 16) >= 0
+
+    # Right after creation kie may not know the task yet; the quirk uses "message", not "msg".
+    fresh = api.record(task_id)
+    assert fresh == {"code": 422, "message": "recordInfo is null", "data": None}
+
+    order = ["waiting", "queuing", "generating", "success"]
+    seen: list[str] = []
+
+    def finished() -> bool:
+        reply = api.record(task_id)
+        if reply["code"] == 200:
+            seen.append(reply["data"]["state"])
+        return bool(seen) and seen[-1] == "success"
+
+    wait_until(finished, timeout=6, interval=0.01)
+    assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen), seen
+    assert {"generating", "success"} <= set(seen)
+
+    reply = api.get(RECORD, params={"taskId": task_id}).json()
+    assert reply["code"] == 200 and reply["message"] == "success" and "msg" not in reply
+    data = reply["data"]
+    assert set(data) == {"taskId", "model", "state", "param", "resultJson", "failCode", "failMsg", "costTime",
+                         "completeTime", "createTime", "updateTime", "creditsConsumed"}
+    assert data["model"] == "seedream/4.5-edit" and data["taskId"] == task_id
+    assert isinstance(data["param"], str)
+    assert json.loads(data["param"]) == task_body(api.url, "Turn the sneaker red [emulator: seconds=1.5]")
+    assert isinstance(data["resultJson"], str)
+    urls = json.loads(data["resultJson"])["resultUrls"]
+    assert urls == [f"{api.url}/results/{task_id}/0.png"]
+    assert data["failCode"] == "" and data["failMsg"] == ""
+    assert data["createTime"] <= data["updateTime"] <= data["completeTime"]
+    assert 1400 <= data["completeTime"] - data["createTime"] <= 1600
+    assert data["creditsConsumed"] == 6.5 and isinstance(data["costTime"], int)
+
+
+def test_record_info_errors(api: Api) -> None:
+    assert api.get(RECORD).json() == {"code": 400, "message": "taskId parameter is required", "data": None}
+    assert api.get(RECORD, params={"taskId": ""}).json()["code"] == 400
+    assert api.record("0" * 32) == {"code": 422, "message": "recordInfo is null", "data": None}
+
+
+def _long_prompt(n: int) -> str:
+    return "x" * n
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b.update(model="seedream/4.0-edit"), "model"),
+        (lambda b: b.pop("model"), "model"),
+        (lambda b: b.update(callBackUrl="not a url"), "callBackUrl"),
+        (lambda b: b.pop("input"), "input"),
+        (lambda b: b.update(input="prompt"), "input"),
+        (lambda b: b["input"].pop("prompt"), "input.prompt"),
+        (lambda b: b["input"].update(prompt=42), "input.prompt"),
+        (lambda b: b["input"].update(prompt=""), "input.prompt"),
+        (lambda b: b["input"].update(prompt=_long_prompt(3001)), "input.prompt"),
+        (lambda b: b["input"].pop("image_urls"), "input.image_urls"),
+        (lambda b: b["input"].update(image_urls=[]), "input.image_urls"),
+        (lambda b: b["input"].update(image_urls="http://x/a.png"), "input.image_urls"),
+        (lambda b: b["input"].update(image_urls=["http://x/a.png"] * 15), "input.image_urls"),
+        (lambda b: b["input"].update(image_urls=["ftp://x/a.png"]), "input.image_urls[0]"),
+        (lambda b: b["input"].update(image_urls=["http://x/a.png", 7]), "input.image_urls[1]"),
+        (lambda b: b["input"].update(aspect_ratio="5:4"), "input.aspect_ratio"),
+        (lambda b: b["input"].pop("aspect_ratio"), "input.aspect_ratio"),
+        (lambda b: b["input"].update(quality="ultra"), "input.quality"),
+        (lambda b: b["input"].pop("quality"), "input.quality"),
+        (lambda b: b["input"].update(nsfw_checker="yes"), "input.nsfw_checker"),
+        (lambda b: b["input"].update(prompt="x [emulator: outcom=fail]"), "emulator directive"),
+        (lambda b: b["input"].update(prompt="x [emulator: outcome=explode]"), "outcome"),
+    ],
+)
+def test_create_task_validation_is_422_inside_http_200(api: Api, mutate: Callable[[dict[str, Any]], Any],
+                                                        field: str) -> None:
+    body = task_body(api.url, "ok")
+    mutate(body)
+    reply = api.post(CREATE, json=body)
+    assert reply.status_code == 200
+    payload = reply.json()
+    assert payload["code"] == 422 and payload["data"] is None
+    assert field in payload["msg"]
+
+
+def test_create_task_limits_are_inclusive_and_non_json_is_rejected(api: Api, emu: EmulatorServer) -> None:
+    ok = api.create(_long_prompt(3000), image_urls=[f"{api.url}/samples/mug-4x3.png"] * 14, nsfw_checker=True)
+    assert ok.json()["code"] == 200
+    reply = api.post(CREATE, data=b"{not json", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200 and reply.json()["code"] == 422
+    assert len(stats(emu)["created_task_ids"]) == 1
+
+
+def test_auth_failures_are_401_in_body(emu: EmulatorServer) -> None:
+    expected = {"code": 401, "msg": "You do not have access permissions"}
+    with Api(emu.url, key=None) as anonymous:
+        reply = anonymous.create()
+        assert reply.status_code == 200 and reply.json() == expected
+        assert anonymous.get(CREDIT).json() == expected
+        assert anonymous.get(RECORD, params={"taskId": "x"}).json() == {"code": 401,
+                                                                        "message": expected["msg"]}
+        assert anonymous.get(CREDIT, headers={"Authorization": "Basic abc"}).json() == expected
+        assert anonymous.get(CREDIT, headers={"Authorization": "Bearer "}).json() == expected
+    emu.state.update_config({"api_keys": ["right-key"]})
+    with Api(emu.url, key="wrong-key") as wrong, Api(emu.url, key="right-key") as right:
+        assert wrong.get(CREDIT).json() == expected
+        assert right.get(CREDIT).json()["code"] == 200
+    snapshot = stats(emu)
+    assert snapshot["auth_keys_seen_count"] == 2
+    text = json.dumps(snapshot) + json.dumps(requests.get(f"{emu.url}/_emulator/config", timeout=5).json())
+    assert "right-key" not in text and "wrong-key" not in text
+    assert snapshot["created_task_ids"] == []
+
+
+# --------------------------------------------------------------------------- credits
+
+
+def test_credits_are_fractional_charged_at_creation_and_refunded_on_failure(api: Api, emu: EmulatorServer) -> None:
+    assert api.get(CREDIT).json() == {"code": 200, "msg": "success", "data": 1000.0}
+    api.create_id()
+    balance = api.get(CREDIT).json()["data"]
+    assert balance == 993.5 and isinstance(balance, float)
+    failed = api.create_id("x [emulator: outcome=fail, seconds=0.2]")
+    assert api.get(CREDIT).json()["data"] == 987.0
+    data = api.wait_state(failed, ("fail",))
+    assert data["creditsConsumed"] == 0
+    assert api.get(CREDIT).json()["data"] == 993.5
+
+    requests.post(f"{emu.url}/_emulator/credits", json={"balance": 6.0}, timeout=5).raise_for_status()
+    reply = api.create().json()
+    assert reply["code"] == 402 and reply["msg"] == "Credits insufficient"
+    assert len(stats(emu)["created_task_ids"]) == 2
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def test_outcome_fail_reports_code_and_message(api: Api) -> None:
+    task_id = api.create_id("x [emulator: outcome=fail, fail_code=501, fail_msg=Content violates policy]")
+    data = api.wait_state(task_id, ("fail", "success"))
+    assert data["state"] == "fail"
+    assert data["failCode"] == "501" and data["failMsg"] == "Content violates policy"
+    assert data["resultJson"] == "" and data["completeTime"] is not None and data["creditsConsumed"] == 0
+
+
+def test_outcome_fail_defaults(api: Api) -> None:
+    data = api.wait_state(api.create_id("x [emulator: outcome=fail]"), ("fail",))
+    assert (data["failCode"], data["failMsg"]) == ("500", "Internal server error, please try again later")
+
+
+def test_outcome_empty_and_bad_result_json(api: Api) -> None:
+    empty = api.wait_state(api.create_id("x [emulator: outcome=empty]"), ("success",))
+    assert json.loads(empty["resultJson"]) == {"resultUrls": []}
+    broken = api.wait_state(api.create_id("x [emulator: outcome=bad_result_json]"), ("success",))
+    assert isinstance(broken["resultJson"], str) and broken["resultJson"]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(broken["resultJson"])
+
+
+def test_outcomes_that_never_finish(api: Api, emu: EmulatorServer) -> None:
+    never = api.create_id("x [emulator: outcome=never, seconds=0.2]")
+    paused = api.create_id("x [emulator: outcome=unknown_state, seconds=0.2]")
+    slow = api.create_id("x [emulator: outcome=slow, seconds=0.2]")
+    api.wait_state(never, ("generating",))
+    assert api.wait_state(paused, ("paused",))["completeTime"] is None
+    wait_until(lambda: time.time() - stats(emu)["tasks"][never]["created"] > 0.5)
+    assert api.record(never)["data"]["state"] == "generating"
+    assert api.record(slow)["data"]["state"] == "generating"  # needs 2 s: ten times the 0.2 s
+    tasks = stats(emu)["tasks"]
+    assert tasks[slow]["seconds"] == pytest.approx(2.0)
+    assert tasks[never]["completed"] is None and tasks[paused]["state"] == "paused"
+
+
+def test_outcome_after_n_polls(api: Api) -> None:
+    task_id = api.create_id("x [emulator: polls=3, seconds=0]")
+    wait_until(lambda: api.record(task_id)["code"] == 200)  # poll 1 (after the null window)
+    assert api.record(task_id)["data"]["state"] == "generating"  # poll 2
+    assert api.record(task_id)["data"]["state"] == "success"  # poll 3
+
+
+def test_default_scenario_applies_without_directive(api: Api, emu: EmulatorServer) -> None:
+    reply = requests.post(f"{emu.url}/_emulator/config",
+                          json={"default_scenario": {"outcome": "fail", "fail_code": "400"}}, timeout=5)
+    assert reply.json()["ok"] is True
+    assert api.wait_state(api.create_id("plain"), ("fail",))["failCode"] == "400"
+    assert api.wait_state(api.create_id("x [emulator: outcome=success]"), ("success", "fail"))["state"] == "success"
+
+
+def test_unreachable_own_input_fails_with_422(api: Api) -> None:
+    missing = f"{api.url}/samples/does-not-exist.png"
+    data = api.wait_state(api.create_id(image_urls=[missing]), ("fail", "success"))
+    assert data["state"] == "fail" and data["failCode"] == "422"
+    assert "Failed to download image" in data["failMsg"] and missing in data["failMsg"]
+    foreign = api.wait_state(api.create_id(image_urls=["https://example.invalid/a.png"]), ("fail", "success"))
+    assert foreign["state"] == "success"
+
+
+def test_task_seconds_distribution_is_seeded_and_clamped(api: Api, emu: EmulatorServer) -> None:
+    dist = {"kind": "lognormal", "median": 20, "sigma": 0.5, "min": 5, "max": 120}
+    emu.state.update_config({"task_seconds_dist": dist, "seed": 7, "time_scale": 0.001})
+    first = [api.create_id(f"p{i}") for i in range(5)]
+    emu.state.update_config({"seed": 7})
+    second = [api.create_id(f"p{i}") for i in range(5)]
+    tasks = stats(emu)["tasks"]
+    durations = [tasks[t]["seconds"] for t in first]
+    assert durations == [tasks[t]["seconds"] for t in second]
+    assert all(0.005 <= d <= 0.12 for d in durations) and len(set(durations)) > 1
+
+
+# --------------------------------------------------------------------------- result images
+
+
+@pytest.mark.parametrize(("ratio", "quality", "size"), [
+    ("1:1", "basic", (512, 512)),
+    ("16:9", "basic", (512, 288)),
+    ("9:16", "high", (576, 1024)),
+    ("21:9", "high", (1024, 439)),
+    ("3:4", "basic", (384, 512)),
+])
+def test_result_image_has_aspect_ratio_and_quality_class(api: Api, ratio: str, quality: str,
+                                                         size: tuple[int, int]) -> None:
+    data = api.wait_state(api.create_id(aspect_ratio=ratio, quality=quality), ("success",))
+    reply = api.get(json.loads(data["resultJson"])["resultUrls"][0])
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
+    assert reply.headers["X-Emulator-Scaled"] == "4"
+    image = decode(reply.content)
+    assert image.format == "PNG" and image.size == size
+
+
+@pytest.mark.parametrize(("fmt", "mime", "pil_format", "ext"), [
+    ("jpeg", "image/jpeg", "JPEG", "jpg"),
+    ("webp", "image/webp", "WEBP", "webp"),
+])
+def test_result_format_directive(api: Api, fmt: str, mime: str, pil_format: str, ext: str) -> None:
+    data = api.wait_state(api.create_id(f"x [emulator: format={fmt}]", aspect_ratio="4:3"), ("success",))
+    url = json.loads(data["resultJson"])["resultUrls"][0]
+    assert url.endswith(f"/0.{ext}")
+    reply = api.get(url)
+    assert reply.headers["Content-Type"] == mime
+    image = decode(reply.content)
+    assert image.format == pil_format and image.size == (512, 384)
+
+
+def test_full_size_4k_png_is_several_megabytes(api: Api, emu: EmulatorServer) -> None:
+    emu.state.update_config({"full_size": True})
+    data = api.wait_state(api.create_id(quality="high"), ("success",))
+    reply = api.get(json.loads(data["resultJson"])["resultUrls"][0], timeout=30)
+    assert reply.headers["X-Emulator-Scaled"] == "1"
+    assert len(reply.content) > 4 * 1024 * 1024 == 4 * 1024 * 1024
+    assert int(reply.headers["Content-Length"]) == len(reply.content)
+    assert decode(reply.content).size == (4096, 4096)
+
+
+def test_head_on_result_sends_length_without_body(api: Api) -> None:
+    data = api.wait_state(api.create_id(), ("success",))
+    path = urlsplit(json.loads(data["resultJson"])["resultUrls"][0]).path
+    connection = http.client.HTTPConnection(urlsplit(api.url).netloc, timeout=5)
+    connection.request("HEAD", path)
+    head = connection.getresponse()
+    assert head.status == 200 and int(head.getheader("Content-Length")) > 1000 and head.read() == b""
+    connection.request("GET", path)  # the same keep-alive connection still works after HEAD
+    assert len(connection.getresponse().read()) == int(head.getheader("Content-Length"))
+    connection.close()
+
+
+def test_result_urls_expire_and_download_url_remints(api: Api, emu: EmulatorServer) -> None:
+    data = api.wait_state(api.create_id("x [emulator: expire_after=0]"), ("success",))
+    url = json.loads(data["resultJson"])["resultUrls"][0]
+    expired = api.get(url)
+    assert expired.status_code == 403 and b"AccessDenied" in expired.content
+
+    minted = api.post(DOWNLOAD_URL, json={"url": url}).json()
+    assert minted["code"] == 200 and minted["msg"] == "success" and minted["data"] != url
+    fresh = api.get(minted["data"])
+    assert fresh.status_code == 200 and decode(fresh.content).size == (512, 512)
+
+    emu.state.update_config({"download_url_ttl": 0.3})
+    short = api.post(DOWNLOAD_URL, json={"url": url}).json()["data"]
+    wait_until(lambda: api.get(short).status_code == 403)
+
+    other = api.wait_state(api.create_id(), ("success",))
+    other_url = json.loads(other["resultJson"])["resultUrls"][0]
+    assert api.get(other_url).status_code == 200
+    emu.state.update_config({"result_ttl": 0.0})
+    assert api.get(other_url).status_code == 403
+
+
+@pytest.mark.parametrize("body", [
+    {"url": "https://tempfile.aiquickdraw.com/x.png"},
+    {"url": "/results/nope/0.png"},
+    {},
+    "not an object",
+])
+def test_download_url_rejects_foreign_urls(api: Api, body: Any) -> None:
+    reply = api.post(DOWNLOAD_URL, json=body).json()
+    assert reply["code"] == 422 and reply["data"] is None
+
+
+def test_unknown_result_is_404(api: Api) -> None:
+    assert api.get("/results/0123/0.png").status_code == 404
+    assert api.get("/dl/nope/0.png").status_code == 404
+
+
+# --------------------------------------------------------------------------- samples and uploads
+
+
+def test_samples_are_real_images_of_listed_size(api: Api) -> None:
+    listing = api.get("/samples/").json()
+    assert len(listing["samples"]) >= 4 and listing["urls"] == [s["url"] for s in listing["samples"]]
+    assert {s["mimeType"] for s in listing["samples"]} == {"image/png", "image/jpeg", "image/webp"}
+    for sample in listing["samples"]:
+        reply = api.get(sample["url"])
+        assert reply.headers["Content-Type"] == sample["mimeType"]
+        assert decode(reply.content).size == (sample["width"], sample["height"])
+    assert api.get("/samples/nope.png").status_code == 404
+
+
+def test_stream_upload_round_trip_and_use_as_input(api: Api) -> None:
+    data = png_bytes()
+    reply = api.post(STREAM_UPLOAD, files={"file": ("ignored.png", data, "image/png")},
+                     data={"uploadPath": "images/tests", "fileName": "in.png"})
+    payload = reply.json()
+    assert payload["success"] is True and payload["code"] == 200 and payload["msg"] == "File uploaded successfully"
+    record = payload["data"]
+    assert set(record) == {"fileName", "filePath", "downloadUrl", "fileSize", "mimeType", "uploadedAt"}
+    assert (record["fileName"], record["filePath"]) == ("in.png", "images/tests/in.png")
+    assert (record["fileSize"], record["mimeType"]) == (len(data), "image/png")
+    served = api.get(record["downloadUrl"])
+    assert served.content == data and served.headers["Content-Type"] == "image/png"
+    task = api.wait_state(api.create_id(image_urls=[record["downloadUrl"]]), ("success", "fail"))
+    assert task["state"] == "success"
+
+
+def test_base64_upload_raw_and_data_url(api: Api) -> None:
+    data = png_bytes(4, 3)
+    raw = api.post(BASE64_UPLOAD, json={"base64Data": base64.b64encode(data).decode(), "uploadPath": "b64"}).json()
+    assert raw["code"] == 200 and raw["data"]["fileName"].endswith(".png")  # random name when omitted
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    named = api.post(BASE64_UPLOAD, json={"base64Data": url, "uploadPath": "b64", "fileName": "d.png"}).json()
+    assert named["data"]["filePath"] == "b64/d.png"
+    assert api.get(named["data"]["downloadUrl"]).content == data
+
+
+@pytest.mark.parametrize(("kind", "fragment"), [
+    ("too_big", "maximum"),
+    ("not_image", "unsupported file type"),
+    ("no_path", "uploadPath"),
+    ("bad_base64", "base64"),
+    ("no_file", "file is required"),
+])
+def test_upload_rejections_are_400_in_body(api: Api, kind: str, fragment: str) -> None:
+    if kind == "too_big":
+        big = png_bytes() + b"\0" * (10 * 1024 * 1024)
+        reply = api.post(STREAM_UPLOAD, files={"file": ("big.png", big)}, data={"uploadPath": "x"})
+    elif kind == "not_image":
+        reply = api.post(STREAM_UPLOAD, files={"file": ("a.txt", b"hello")}, data={"uploadPath": "x"})
+    elif kind == "no_path":
+        reply = api.post(BASE64_UPLOAD, json={"base64Data": base64.b64encode(png_bytes()).decode()})
+    elif kind == "bad_base64":
+        reply = api.post(BASE64_UPLOAD, json={"base64Data": "!!!not base64!!!", "uploadPath": "x"})
+    else:
+        reply = api.post(STREAM_UPLOAD, files={"other": ("a.png", png_bytes())}, data={"uploadPath": "x"})
+    assert reply.status_code == 200
+    payload = reply.json()
+    assert payload["success"] is False and payload["code"] == 400 and fragment in payload["msg"]
+
+
+def test_upload_requires_key_and_accepts_chunked_bodies(api: Api, emu: EmulatorServer) -> None:
+    with Api(emu.url, key=None) as anonymous:
+        assert anonymous.post(BASE64_UPLOAD, json={}).json()["code"] == 401
+    encoded = json.dumps({"base64Data": base64.b64encode(png_bytes()).decode(), "uploadPath": "c"}).encode()
+    chunks = iter([encoded[:10], encoded[10:]])  # a generator body makes requests send Transfer-Encoding: chunked
+    reply = api.post(BASE64_UPLOAD, data=chunks, headers={"Content-Type": "application/json"})
+    assert reply.json()["code"] == 200
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+class _Receiver:
+    """A loopback callback receiver that records each POST's JSON body and headers."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[dict[str, Any], dict[str, str]]] = queue.Queue()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.put((json.loads(body), dict(self.headers)))
+                reply = b'{"code": 200, "msg": "success"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    rec = _Receiver()
+    yield rec
+    rec.close()
+
+
+def test_callbacks_on_success_and_failure(api: Api, emu: EmulatorServer, receiver: _Receiver) -> None:
+    emu.state.update_config({"webhook_hmac_key": "secret"})
+    ok = api.create_id(callBackUrl=receiver.url)
+    body, headers = receiver.received.get(timeout=5)
+    assert body["code"] == 200 and body["msg"] == "Playground task completed successfully."
+    assert body["data"]["taskId"] == ok and body["data"]["state"] == "success"
+    assert json.loads(body["data"]["resultJson"])["resultUrls"]
+    assert "X-Webhook-Signature" in headers and headers["X-Webhook-Timestamp"].isdigit()
+
+    failed = api.create_id("x [emulator: outcome=fail]", callBackUrl=receiver.url)
+    body, _ = receiver.received.get(timeout=5)
+    assert body["code"] == 501 and body["msg"] == "Playground task failed."
+    assert body["data"]["taskId"] == failed and body["data"]["creditsConsumed"] == 0
+    assert body["data"]["failCode"] == "500"
+
+    api.create_id(callBackUrl="https://example.com/hook")
+    wait_until(lambda: len(stats(emu)["callbacks"]) == 3)
+    records = {record["url"]: record for record in stats(emu)["callbacks"]}
+    assert records[receiver.url]["sent"] is True and records[receiver.url]["status"] == 200
+    assert records["https://example.com/hook"]["sent"] is False
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _add_faults(emu: EmulatorServer, endpoint: str, *faults: dict[str, Any]) -> None:
+    reply = requests.post(f"{emu.url}/_emulator/faults", json={"endpoint": endpoint, "faults": list(faults)},
+                          timeout=5)
+    assert reply.status_code == 200, reply.text
+
+
+def test_fault_http_status_with_retry_after(api: Api, emu: EmulatorServer) -> None:
+    _add_faults(emu, "credit", {"kind": "http", "status": 429, "retry_after": 1}, {"kind": "http", "status": 503})
+    first = api.get(CREDIT)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1" and first.json()["code"] == 429
+    second = api.get(CREDIT)
+    assert second.status_code == 503 and second.json()["code"] == 503 and "Retry-After" not in second.headers
+    assert api.get(CREDIT).json()["code"] == 200
+    assert stats(emu)["rate_limited"]["credit"] == 1
+
+
+@pytest.mark.parametrize("code", [429, 455, 500, 505])
+def test_fault_code_in_body(api: Api, emu: EmulatorServer, code: int) -> None:
+    emu.state.add_faults("recordInfo", [{"kind": "body", "code": code}])
+    reply = api.get(RECORD, params={"taskId": "x"})
+    assert reply.status_code == 200
+    assert reply.json()["code"] == code and reply.json()["data"] is None and reply.json()["message"]
+
+
+def test_faults_are_consumed_in_order_per_endpoint(api: Api, emu: EmulatorServer) -> None:
+    emu.state.add_faults("credit", [{"kind": "body", "code": 500}, {"kind": "body", "code": 455}])
+    assert api.get(RECORD, params={"taskId": "x"}).json()["code"] == 422  # other endpoint untouched
+    assert [api.get(CREDIT).json()["code"] for _ in range(3)] == [500, 455, 200]
+    assert stats(emu)["faults_served"]["credit"] == {"body": 2}
+
+
+def test_fault_reset_is_a_tcp_reset(emu: EmulatorServer) -> None:
+    emu.state.add_faults("credit", [{"kind": "reset"}, {"kind": "reset"}])
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+        sock.sendall(f"GET {CREDIT} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode())
+        with pytest.raises(ConnectionResetError):
+            if sock.recv(1024) == b"":
+                pytest.fail("connection closed cleanly instead of being reset")
+    with Api(emu.url) as client, pytest.raises(requests.exceptions.ConnectionError):
+        client.get(CREDIT)
+
+
+def test_fault_delay_times_out_short_clients(api: Api, emu: EmulatorServer) -> None:
+    emu.state.add_faults("recordInfo", [{"kind": "delay", "seconds": 1.0}, {"kind": "delay", "seconds": 0.2}])
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.get(RECORD, params={"taskId": "x"}, timeout=0.3)
+    assert time.monotonic() - started < 0.9
+    with Api(emu.url) as fresh:
+        started = time.monotonic()
+        assert fresh.get(RECORD, params={"taskId": "x"}).json()["code"] == 422
+        assert time.monotonic() - started >= 0.2
+
+
+def test_fault_not_json_and_missing_data(api: Api, emu: EmulatorServer) -> None:
+    emu.state.add_faults("createTask", [{"kind": "not_json"}, {"kind": "missing_data"}])
+    html = api.create()
+    assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        html.json()
+    assert api.create().json() == {"code": 200, "msg": "success"}
+    assert stats(emu)["created_task_ids"] == []
+
+
+def test_fault_accept_then_reset_creates_and_charges(api: Api, emu: EmulatorServer) -> None:
+    emu.state.add_faults("createTask", [{"kind": "accept_then_reset"}])
+    with pytest.raises(requests.exceptions.ConnectionError):
+        api.create()
+    assert len(stats(emu)["created_task_ids"]) == 1
+    assert api.get(CREDIT).json()["data"] == 993.5
+
+
+def test_faults_on_results_upload_and_download_url(api: Api, emu: EmulatorServer) -> None:
+    data = api.wait_state(api.create_id(), ("success",))
+    url = json.loads(data["resultJson"])["resultUrls"][0]
+    emu.state.add_faults("results", [{"kind": "http", "status": 500}])
+    emu.state.add_faults("upload", [{"kind": "body", "code": 500}])
+    emu.state.add_faults("download-url", [{"kind": "body", "code": 455}])
+    assert api.get(url).status_code == 500
+    assert api.get(url).status_code == 200
+    upload = api.post(BASE64_UPLOAD, json={"base64Data": base64.b64encode(png_bytes()).decode(), "uploadPath": "f"})
+    assert upload.json() == {"success": False, "code": 500, "msg": upload.json()["msg"], "data": None}
+    assert api.post(DOWNLOAD_URL, json={"url": url}).json()["code"] == 455
+
+
+@pytest.mark.parametrize("payload", [
+    {"endpoint": "nope", "faults": [{"kind": "reset"}]},
+    {"endpoint": "credit", "faults": [{"kind": "explode"}]},
+    {"endpoint": "credit", "faults": [{"kind": "http"}]},
+    {"endpoint": "credit", "faults": [{"kind": "accept_then_reset"}]},
+    {"endpoint": "credit"},
+])
+def test_invalid_faults_are_rejected(emu: EmulatorServer, payload: dict[str, Any]) -> None:
+    reply = requests.post(f"{emu.url}/_emulator/faults", json=payload, timeout=5)
+    assert reply.status_code == 400 and reply.json()["ok"] is False
+    assert requests.get(f"{emu.url}/_emulator/faults", timeout=5).json()["pending"] == {}
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def test_create_task_burst_is_limited_to_20_per_window(emu: EmulatorServer) -> None:
+    emu.state.update_config({"rate_limits": True})
+
+    def create(_: int) -> requests.Response:
+        with Api(emu.url) as client:
+            return client.create()
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        replies = list(pool.map(create, range(25)))
+    accepted = [r for r in replies if r.status_code == 200 and r.json()["code"] == 200]
+    limited = [r for r in replies if r.status_code == 429]
+    assert len(accepted) == 20 and len(limited) == 5
+    for reply in limited:
+        assert reply.json()["code"] == 429 and 1 <= int(reply.headers["Retry-After"]) <= 10
+    with Api(emu.url, key="another-key") as other:
+        assert other.create().json()["code"] == 200  # the limit is per API key
+    snapshot = stats(emu)
+    assert snapshot["rate_limited"]["createTask"] == 5 and len(snapshot["created_task_ids"]) == 21
+
+
+def test_record_info_is_limited_to_10_per_second(api: Api, emu: EmulatorServer) -> None:
+    emu.state.update_config({"rate_limits": True})
+    statuses = [api.get(RECORD, params={"taskId": "x"}).status_code for _ in range(15)]
+    assert statuses.count(200) == 10 and statuses.count(429) == 5
+    assert stats(emu)["rate_limited"]["recordInfo"] == 5
+
+
+def test_time_scale_shrinks_the_rate_window(api: Api, emu: EmulatorServer) -> None:
+    emu.state.update_config({"rate_limits": True, "time_scale": 0.05})  # the 10 s window becomes 0.5 s
+    codes = [api.create().status_code for _ in range(21)]
+    assert codes[:20] == [200] * 20 and codes[20] == 429
+    wait_until(lambda: api.create().status_code == 200, timeout=3)
+
+
+# --------------------------------------------------------------------------- stats, control, transport
+
+
+def test_stats_count_requests_per_endpoint_and_second(api: Api, emu: EmulatorServer) -> None:
+    task_id = api.create_id()
+    api.record(task_id)
+    api.get(CREDIT)
+    api.get("/samples/")
+    snapshot = stats(emu)
+    assert snapshot["requests"] == {"createTask": 1, "recordInfo": 1, "credit": 1, "download-url": 0, "upload": 0,
+                                    "results": 0, "samples": 1, "files": 0}
+    assert snapshot["created_task_ids"] == [task_id]
+    assert sum(snapshot["per_second"]["createTask"].values()) == 1
+    assert all(abs(int(second) - time.time()) < 60 for second in snapshot["per_second"]["credit"])
+    task = snapshot["tasks"][task_id]
+    assert task["outcome"] == "success" and task["input"]["aspect_ratio"] == "1:1" and task["created"] > 0
+    assert snapshot["responses"]["recordInfo"] == {"422": 1}
+    requests.post(f"{emu.url}/_emulator/reset", timeout=5).raise_for_status()
+    cleared = stats(emu)
+    assert cleared["created_task_ids"] == [] and cleared["requests"]["createTask"] == 0
+
+
+def test_config_endpoint_updates_and_rejects_unknown_fields(emu: EmulatorServer) -> None:
+    reply = requests.post(f"{emu.url}/_emulator/config", json={"task_seconds": 1, "rate_limits": True}, timeout=5)
+    assert reply.json()["config"]["task_seconds"] == 1.0 and emu.state.config.rate_limits is True
+    bad = requests.post(f"{emu.url}/_emulator/config", json={"nope": 1}, timeout=5)
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]
+    bad_value = requests.post(f"{emu.url}/_emulator/config", json={"time_scale": 0}, timeout=5)
+    assert bad_value.status_code == 400
+    assert requests.get(f"{emu.url}/_emulator/health", timeout=5).json()["ok"] is True
+
+
+def test_wrong_method_and_unknown_path(api: Api) -> None:
+    assert api.get(CREATE).status_code == 405
+    assert api.post(CREDIT).status_code == 405
+    assert api.get("/api/v1/nothing").status_code == 404
+
+
+def test_keep_alive_and_many_concurrent_clients(emu: EmulatorServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
+    for _ in range(20):  # one socket, twenty requests: exact Content-Length makes keep-alive work
+        connection.request("GET", CREDIT, headers={"Authorization": f"Bearer {KEY}"})
+        assert json.loads(connection.getresponse().read())["code"] == 200
+    connection.close()
+
+    barrier = threading.Barrier(300)
+
+    def call(_: int) -> int:
+        with Api(emu.url) as client:
+            barrier.wait(timeout=10)
+            return int(client.get(CREDIT, timeout=20).json()["code"])
+
+    with ThreadPoolExecutor(max_workers=300) as pool:
+        assert list(pool.map(call, range(300))) == [200] * 300
+
+
+def test_cli_prints_one_line_serves_and_exits_cleanly_on_sigterm() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_seedream.emulator", "--port", "0", "--api-key", "cli-key"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        prefix = "seedream-emulator listening on "
+        assert line.startswith(prefix), line
+        url = line[len(prefix):].strip()
+        assert url.startswith("http://127.0.0.1:")
+        reply = requests.get(url + CREDIT, headers={"Authorization": "Bearer cli-key"}, timeout=5)
+        assert reply.json() == {"code": 200, "msg": "success", "data": 1000.0}
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+        assert process.returncode == 0, err
+        assert out == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
