@@ -50,7 +50,8 @@ export SEEDREAM_EXAMPLE_POLL_INTERVAL=1
 echo "Running example_seedream_edit (input image: $sample) ..."
 set +e
 "$venv/bin/airflow" dags test example_seedream_edit 2>&1 | tee "$demo/dags-test.log" \
-  | grep -E "Seedream task|Deferring|succeeded|saved |Edited images|failed|Error|state=" || true
+  | grep -E "airflow_provider_seedream|^saved |^Edited images|DagRun Finished|Error" \
+  | sed -E -e 's/ +\[(airflow[a-zA-Z_.]*)\] loc=.*$//' -e 's/(DagRun Finished: dag_id=[^,]*).*(state=[a-z]+).*/\1, \2/' || true
 set -e
 
 run_dir=$(ls -td "$demo/output"/*/ 2>/dev/null | head -n1 || true)

@@ -382,7 +382,7 @@ def test_outcomes_that_never_finish(api: Api, emu: EmulatorServer) -> None:
     assert api.wait_state(paused, ("paused",))["completeTime"] is None
     wait_until(lambda: time.time() - stats(emu)["tasks"][never]["created"] > 0.5)
     assert api.record(never)["data"]["state"] == "generating"
-    assert api.record(slow)["data"]["state"] == "generating"  # needs 2 s: ten times the 0.2 s
+    assert api.record(slow)["data"]["state"] in ("waiting", "queuing", "generating")  # 2 s: ten times 0.2 s
     tasks = stats(emu)["tasks"]
     assert tasks[slow]["seconds"] == pytest.approx(2.0)
     assert tasks[never]["completed"] is None and tasks[paused]["state"] == "paused"
