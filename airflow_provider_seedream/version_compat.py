@@ -20,14 +20,28 @@ from airflow.sdk import (  # noqa: E402
     BaseSensorOperator,
     Connection,
     PokeReturnValue,
-    conf,
 )
-from airflow.sdk.exceptions import (  # noqa: E402
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    TaskDeferred,
-)
+
+try:  # the Task SDK owns these in recent releases
+    from airflow.sdk import conf
+except ImportError:  # 3.1
+    from airflow.configuration import conf  # type: ignore[no-redef]
+try:
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+except ImportError:  # 3.1: still in core (3.3 re-exports these names there, deprecated)
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
 
 __all__ = [
     "AIRFLOW_V_3_2_PLUS",
@@ -36,6 +50,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",

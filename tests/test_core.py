@@ -332,7 +332,7 @@ def test_backoff_grows_caps_and_honours_retry_after():
 
 def test_non_seedream_errors_are_typed():
     assert issubclass(exc.SeedreamTaskFailedError, exc.SeedreamError)
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow_provider_seedream.version_compat import AirflowException, AirflowFailException
 
     assert issubclass(exc.SeedreamError, AirflowException)
     for fatal in (exc.SeedreamTaskFailedError, exc.SeedreamValidationError, exc.SeedreamAuthError,

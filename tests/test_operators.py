@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+from airflow_provider_seedream.version_compat import AirflowSkipException, TaskDeferred
 
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
