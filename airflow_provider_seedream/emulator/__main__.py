@@ -26,22 +26,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8089, help="port to bind; 0 picks a free one (default: 8089)")
-    parser.add_argument("--api-key", dest="api_keys", action="extend", nargs="+", default=[], metavar="KEY",
-                        help="accepted Bearer key (repeatable); default: any non-empty key")
+    parser.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY",
+        help="accepted Bearer key (repeatable); default: any non-empty key",
+    )
     parser.add_argument("--task-seconds", type=float, default=3.0, help="task duration in emulated seconds")
-    parser.add_argument("--task-seconds-dist", type=json.loads, default=None, metavar="JSON",
-                        help='duration distribution, e.g. \'{"kind": "lognormal", "median": 20, "sigma": 0.5, '
-                             '"min": 5, "max": 120}\'')
+    parser.add_argument(
+        "--task-seconds-dist",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='duration distribution, e.g. \'{"kind": "lognormal", "median": 20, "sigma": 0.5, "min": 5, "max": 120}\'',
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the duration RNG")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="wall seconds per emulated second (0.1 = ten times faster)")
-    parser.add_argument("--no-rate-limits", dest="rate_limits", action="store_false",
-                        help="do not enforce kie's 20 createTask/10 s and 10 recordInfo/s per key")
-    parser.add_argument("--result-ttl", type=float, default=24 * 3600.0, metavar="SECONDS",
-                        help="lifetime of result URLs in emulated seconds (default: 86400)")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="wall seconds per emulated second (0.1 = ten times faster)"
+    )
+    parser.add_argument(
+        "--no-rate-limits",
+        dest="rate_limits",
+        action="store_false",
+        help="do not enforce kie's 20 createTask/10 s and 10 recordInfo/s per key",
+    )
+    parser.add_argument(
+        "--result-ttl",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="lifetime of result URLs in emulated seconds (default: 86400)",
+    )
     parser.add_argument("--credits", type=float, default=1000.0, help="initial credit balance")
-    parser.add_argument("--default-scenario", type=json.loads, default=None, metavar="JSON",
-                        help='scenario for prompts without a directive, e.g. \'{"outcome": "fail"}\'')
+    parser.add_argument(
+        "--default-scenario",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='scenario for prompts without a directive, e.g. \'{"outcome": "fail"}\'',
+    )
     parser.add_argument("--public-url", default=None, help="base URL written into links (default: own URL)")
     parser.add_argument("--full-size", action="store_true", help="serve results at true 2K/4K size")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -53,10 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = EmulatorConfig(
-            api_keys=tuple(args.api_keys), task_seconds=args.task_seconds, task_seconds_dist=args.task_seconds_dist,
-            seed=args.seed, time_scale=args.time_scale, rate_limits=args.rate_limits, result_ttl=args.result_ttl,
-            initial_credits=args.credits, default_scenario=args.default_scenario, public_url=args.public_url,
-            full_size=args.full_size, verbose=args.verbose,
+            api_keys=tuple(args.api_keys),
+            task_seconds=args.task_seconds,
+            task_seconds_dist=args.task_seconds_dist,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            rate_limits=args.rate_limits,
+            result_ttl=args.result_ttl,
+            initial_credits=args.credits,
+            default_scenario=args.default_scenario,
+            public_url=args.public_url,
+            full_size=args.full_size,
+            verbose=args.verbose,
         )
     except (TypeError, ValueError) as exc:
         print(f"seedream-emulator: invalid settings: {exc}", file=sys.stderr)

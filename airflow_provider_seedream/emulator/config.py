@@ -84,8 +84,16 @@ class EmulatorConfig:
     def __post_init__(self) -> None:
         keys = (self.api_keys,) if isinstance(self.api_keys, str) else tuple(self.api_keys or ())
         object.__setattr__(self, "api_keys", tuple(str(key) for key in keys if key))
-        for name in ("task_seconds", "null_window_seconds", "result_ttl", "download_url_ttl", "upload_ttl",
-                     "initial_credits", "credits_per_task", "callback_timeout"):
+        for name in (
+            "task_seconds",
+            "null_window_seconds",
+            "result_ttl",
+            "download_url_ttl",
+            "upload_ttl",
+            "initial_credits",
+            "credits_per_task",
+            "callback_timeout",
+        ):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"EmulatorConfig.{name} must be a finite number >= 0, got {value!r}")

@@ -24,13 +24,15 @@ def handle_control(state: EmulatorState, request: Request) -> Reply:
         return json_reply({"ok": False, "error": "control API is loopback only"}, status=403)
     routes = _ROUTES.get(request.path)
     if routes is None:
-        return json_reply({"ok": False, "error": f"unknown control route {request.path}",
-                           "routes": sorted(_ROUTES)}, status=404)
+        return json_reply(
+            {"ok": False, "error": f"unknown control route {request.path}", "routes": sorted(_ROUTES)}, status=404
+        )
     method = "GET" if request.method == "HEAD" else request.method
     handler = routes.get(method)
     if handler is None:
-        return json_reply({"ok": False, "error": "method not allowed"}, status=405,
-                          headers={"Allow": ", ".join(sorted(routes))})
+        return json_reply(
+            {"ok": False, "error": "method not allowed"}, status=405, headers={"Allow": ", ".join(sorted(routes))}
+        )
     payload: Any = None
     if method == "POST" and request.body.strip():
         try:

@@ -37,7 +37,7 @@ def validate_fault(endpoint: str, fault: Any) -> dict[str, Any]:
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
     if not isinstance(fault, Mapping):
-        raise ValueError(f"a fault must be an object, got {fault!r}")
+        raise TypeError(f"a fault must be an object, got {fault!r}")
     kind = fault.get("kind")
     if kind not in FAULT_KINDS:
         raise ValueError(f"fault kind {kind!r} is not one of {', '.join(FAULT_KINDS)}")

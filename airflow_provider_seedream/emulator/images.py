@@ -10,6 +10,7 @@ of low-amplitude noise, so that PNG cannot compress them to nothing and a full-s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import struct
@@ -31,6 +32,7 @@ LONG_SIDE: dict[str, int] = {"basic": 2048, "high": 4096}
 DOWNSCALE = 4
 
 
+@functools.cache
 def pillow_available() -> bool:
     """Tell whether Pillow can be imported (checked lazily, so the emulator starts without it)."""
     try:
@@ -40,6 +42,7 @@ def pillow_available() -> bool:
     return True
 
 
+@functools.cache
 def supported_formats() -> tuple[str, ...]:
     """Return the output formats this process can encode (PNG always; JPEG/WebP need Pillow)."""
     if not pillow_available():
@@ -169,8 +172,11 @@ def encode_png_rgb(width: int, height: int, rows: Callable[[int], bytes]) -> byt
     parts = [compressor.compress(b"\x00" + rows(y)) for y in range(height)]
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
     )
 
 
@@ -283,8 +289,15 @@ def _draw_product(draw: Any, product: str, cx: int, floor: int, u: int, body: An
         draw.rounded_rectangle((cx - 2 * u, floor - 4 * u, cx + 2 * u, floor), radius=u // 3, fill=body)
         draw.ellipse((cx + u, floor - 3 * u, cx + 3 * u, floor - u), outline=body, width=u // 2)
     else:  # lamp
-        draw.polygon([(cx - 2 * u, floor - 5 * u), (cx + 2 * u, floor - 5 * u), (cx + u, floor - 8 * u),
-                      (cx - u, floor - 8 * u)], fill=accent)
+        draw.polygon(
+            [
+                (cx - 2 * u, floor - 5 * u),
+                (cx + 2 * u, floor - 5 * u),
+                (cx + u, floor - 8 * u),
+                (cx - u, floor - 8 * u),
+            ],
+            fill=accent,
+        )
         draw.rectangle((cx - u // 6, floor - 5 * u, cx + u // 6, floor), fill=body)
         draw.ellipse((cx - u, floor - u // 3, cx + u, floor + u // 6), fill=body)
 

@@ -14,13 +14,16 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_seedream.emulator.config import EmulatorConfig
 from airflow_provider_seedream.emulator.handlers import Dispatcher
 from airflow_provider_seedream.emulator.state import EmulatorState
 from airflow_provider_seedream.emulator.wire import Reply, Request, gateway_error
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11; the package supports 3.10
 
 #: Largest request body read into memory (a 10 MB image as base64 is ~13.4 MB; leave room for "too big" tests).
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -59,22 +62,22 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.untrack(self.connection)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._serve()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._serve()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._serve()
 
     def _serve(self) -> None:
@@ -163,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.close()
         self.connection.close()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from http.server
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
@@ -256,7 +259,7 @@ class EmulatorServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         """Bind, start serving in a daemon thread, and return ``self``."""
         if self._httpd is not None:
             return self
@@ -264,8 +267,9 @@ class EmulatorServer:
         self._bound_port = int(self._httpd.server_address[1])
         self.state.set_server_address(self.url, self._host, self.port)
         self.state.start_ticker()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="seedream-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="seedream-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -282,9 +286,10 @@ class EmulatorServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -141,7 +141,7 @@ def state_at(task: Task, now: float) -> str:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 class EmulatorState:
@@ -289,8 +289,9 @@ class EmulatorState:
             payload = {"code": 200, "msg": "Playground task completed successfully.", "data": data}
         else:
             payload = {"code": 501, "msg": "Playground task failed.", "data": data}
-        return CallbackJob(url=task.callback_url or "", payload=payload, task_id=task.task_id,
-                           generation=self._generation)
+        return CallbackJob(
+            url=task.callback_url or "", payload=payload, task_id=task.task_id, generation=self._generation
+        )
 
     def _schedule_locked(self, task: Task) -> None:
         assert task.end is not None
@@ -403,8 +404,13 @@ class EmulatorState:
             created=now,
             duration=duration,
             end=None if endless else now + duration,
-            image=ImageSpec(images.seed_from_text(data["prompt"]), width, height, scenario.format,
-                            downscale=1 if config.full_size else images.DOWNSCALE),
+            image=ImageSpec(
+                images.seed_from_text(data["prompt"]),
+                width,
+                height,
+                scenario.format,
+                downscale=1 if config.full_size else images.DOWNSCALE,
+            ),
             credits=config.credits_per_task,
             callback_url=body.get("callBackUrl"),
         )
@@ -428,8 +434,12 @@ class EmulatorState:
             data = None
             if task is not None and visible:
                 task.polls += 1
-                if task.scenario.polls and task.polls >= task.scenario.polls and task.end is None and \
-                        task.outcome not in ENDLESS_OUTCOMES:
+                if (
+                    task.scenario.polls
+                    and task.polls >= task.scenario.polls
+                    and task.end is None
+                    and task.outcome not in ENDLESS_OUTCOMES
+                ):
                     task.end = now
                     self._schedule_locked(task)
                     jobs += self._settle_locked(now)
@@ -450,7 +460,7 @@ class EmulatorState:
             "failCode": task.fail_code if state == "fail" else "",
             "failMsg": task.fail_msg if state == "fail" else "",
             # Seconds, as a real seedream/4.5-edit callback showed (the older doc page says milliseconds).
-            "costTime": int(round(task.end - task.created)) if terminal and task.end is not None else 0,
+            "costTime": round(task.end - task.created) if terminal and task.end is not None else 0,
             "completeTime": _ms(task.end) if terminal and task.end is not None else None,
             "createTime": _ms(task.created),
             "updateTime": _ms(self._update_time(task, state)),
@@ -529,12 +539,11 @@ class EmulatorState:
             return None
         if not self.is_own_url(url) or not path.startswith("/results/"):
             return None
-        task_id, _, name = path[len("/results/"):].partition("/")
+        task_id, _, name = path[len("/results/") :].partition("/")
         now = self._clock()
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None or name != task.result_name or state_at(task, now) != "success" \
-                    or task.outcome == "empty":
+            if task is None or name != task.result_name or state_at(task, now) != "success" or task.outcome == "empty":
                 return None
             token = secrets.token_hex(16)
             expires = now + self._config.scaled(self._config.download_url_ttl)
@@ -596,9 +605,9 @@ class EmulatorState:
 
     def _own_input_problem_locked(self, path: str, now: float) -> str | None:
         if path.startswith("/samples/"):
-            return None if images.find_sample(path[len("/samples/"):]) else "HTTP 404 Not Found"
+            return None if images.find_sample(path[len("/samples/") :]) else "HTTP 404 Not Found"
         if path.startswith("/files/"):
-            upload = self._uploads.get(path[len("/files/"):])
+            upload = self._uploads.get(path[len("/files/") :])
             if upload is None or now >= upload.expires:
                 return "HTTP 404 Not Found"
             if upload.mime_type not in INPUT_MIME_TYPES:
@@ -607,11 +616,11 @@ class EmulatorState:
                 return "image is larger than 10MB"
             return None
         if path.startswith("/results/"):
-            task_id, _, name = path[len("/results/"):].partition("/")
+            task_id, _, name = path[len("/results/") :].partition("/")
             lookup = self._result_asset_locked(task_id, name, now)
             return None if lookup.status == 200 else f"HTTP {lookup.status}"
         if path.startswith("/dl/"):
-            token, _, name = path[len("/dl/"):].partition("/")
+            token, _, name = path[len("/dl/") :].partition("/")
             link = self._links.get(token)
             return None if link is not None and link.name == name and now < link.expires else "HTTP 403 Forbidden"
         return "HTTP 404 Not Found"

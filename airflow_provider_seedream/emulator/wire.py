@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 JSON_TYPE = "application/json"
@@ -29,7 +30,7 @@ class Request:
     method: str
     path: str
     query: Mapping[str, list[str]]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] | Message
     body: bytes
     client_host: str
 
@@ -58,8 +59,9 @@ class Reply:
         return self.status if self.code is None else self.code
 
 
-def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
-               code: int | None = None) -> Reply:
+def json_reply(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None, code: int | None = None
+) -> Reply:
     """Serialize ``payload`` as a JSON reply."""
     if code is None and isinstance(payload, dict) and isinstance(payload.get("code"), int):
         code = payload["code"]
@@ -67,8 +69,9 @@ def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None =
     return Reply(status=status, body=body, content_type=JSON_TYPE, headers=dict(headers or {}), code=code)
 
 
-def envelope(endpoint: str, code: int, msg: str, data: Any = _MISSING, status: int = 200,
-             headers: dict[str, str] | None = None) -> Reply:
+def envelope(
+    endpoint: str, code: int, msg: str, data: Any = _MISSING, status: int = 200, headers: dict[str, str] | None = None
+) -> Reply:
     """Build kie's envelope for ``endpoint`` (``message`` for recordInfo, ``success`` for uploads)."""
     payload: dict[str, Any] = {}
     if endpoint == "upload":
@@ -87,8 +90,9 @@ def gateway_error(status: int, msg: str, headers: dict[str, str] | None = None) 
 
 def xml_error(status: int, code: str, message: str) -> Reply:
     """An object-storage style error (what a dead tempfile link answers), not a kie envelope."""
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{message}</Message></Error>\n").encode()
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
+    ).encode()
     return Reply(status=status, body=body, content_type="application/xml", code=status)
 
 
