@@ -25,7 +25,7 @@ from airflow.sdk import (  # noqa: E402
 try:  # the Task SDK owns these in recent releases
     from airflow.sdk import conf
 except ImportError:  # 3.1
-    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.configuration import conf  # type: ignore[no-redef,assignment]
 try:
     from airflow.sdk.exceptions import (
         AirflowException,
