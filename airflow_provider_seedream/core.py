@@ -58,6 +58,10 @@ KNOWN_STATES = PENDING_STATES | TERMINAL_STATES
 # --------------------------------------------------------------------------------------------------------------------
 
 
+# What Jinja renders for a missing value (``{{ ti.xcom_pull(...) }}`` of nothing, a param set to None).
+RENDERED_NONE = "rendered to the text 'None': the template's value was missing (an XCom never pushed, a param unset?)"
+
+
 def _invalid(field_name: str, problem: str) -> exc.SeedreamValidationError:
     return exc.SeedreamValidationError(f"{field_name}: {problem}", field=field_name, code=None)
 
@@ -166,6 +170,8 @@ def build_edit_input(
     """Validate every input of an edit and return it; raise ``SeedreamValidationError`` naming the first bad field."""
     if not isinstance(prompt, str):
         raise _invalid("prompt", f"must be a string, got {type(prompt).__name__}")
+    if prompt.strip() == "None":
+        raise _invalid("prompt", RENDERED_NONE)
     if not prompt.strip():
         raise _invalid("prompt", f"must not be empty (1 to {MAX_PROMPT_CHARS} characters)")
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -193,6 +199,8 @@ def check_task_id(task_id: Any, field_name: str = "seedream_task_id") -> str:
     """Return ``task_id`` if it looks like an id at all (kie's format is not documented, so nothing stricter)."""
     if not isinstance(task_id, str) or not task_id.strip():
         raise _invalid(field_name, f"must be a non-empty kie task id string, got {_short(task_id)}")
+    if task_id.strip() == "None":
+        raise _invalid(field_name, RENDERED_NONE)
     if any(ch.isspace() for ch in task_id) or len(task_id) > 256:
         raise _invalid(field_name, f"is not a kie task id: {_short(task_id)}")
     return task_id
@@ -322,7 +330,7 @@ def parse_envelope(status: int, body: bytes | str, retry_after_header: str | Non
     retry_after = parse_retry_after(retry_after_header)
     try:
         payload = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
         payload = None
     if not isinstance(payload, dict):
         if 200 <= status < 300:
@@ -385,13 +393,20 @@ def parse_upload(data: Any) -> str:
     return url
 
 
-def _ms(value: Any) -> int | None:
-    if isinstance(value, bool) or value in (None, ""):
+def _number(value: Any) -> float | None:
+    """Read an informational number; anything that is not a finite number (NaN, 1e999, text) becomes ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or value == "":
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def _ms(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
 
 
 @dataclass(frozen=True)
@@ -444,7 +459,7 @@ def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not JSON: {_short(raw)}") from None
     if not isinstance(raw, dict):
         raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not an object: {_short(raw)}")
@@ -472,7 +487,7 @@ def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
     if not isinstance(tid, str) or not tid:
         raise exc.SeedreamResponseError(f"recordInfo data has no taskId: {_short(data)}")
     state = data.get("state")
-    if state not in KNOWN_STATES:
+    if not isinstance(state, str) or state not in KNOWN_STATES:
         raise exc.SeedreamResponseError(f"task {tid}: unknown state {_short(state)} (expected one of "
                                         f"{', '.join(sorted(KNOWN_STATES))})")
     urls: tuple[str, ...] = ()
@@ -489,9 +504,8 @@ def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
         create_time=_ms(data.get("createTime")),
         update_time=_ms(data.get("updateTime")),
         complete_time=_ms(data.get("completeTime")),
-        cost_time=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
-        credits_consumed=float(credits) if isinstance(credits, (int, float)) and not isinstance(credits, bool)
-        else None,
+        cost_time=_number(cost),
+        credits_consumed=_number(credits),
         model=_text(data.get("model")),
     )
 
@@ -593,7 +607,14 @@ def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTa
         raise exc.SeedreamResponseError(f"trigger event is for task {task_id}, expected {expected_task_id}")
     status = event["status"]
     message = event.get("message") or ""
-    task = SeedreamTask.from_dict(event["task"]) if isinstance(event.get("task"), dict) else None
+    try:
+        task = SeedreamTask.from_dict(event["task"]) if isinstance(event.get("task"), dict) else None
+    except (TypeError, ValueError) as malformed:
+        raise exc.SeedreamResponseError(f"trigger event for task {task_id} carries a malformed task: "
+                                        f"{malformed}") from None
+    if task is not None and (task.state not in KNOWN_STATES or not all(isinstance(u, str) for u in task.result_urls)):
+        raise exc.SeedreamResponseError(f"trigger event for task {task_id} carries a malformed task: "
+                                        f"{_short(event['task'], 200)}")
     if status == EVENT_SUCCESS and task is not None and task.succeeded:
         return task
     if status == EVENT_FAILED and task is not None:
@@ -606,7 +627,7 @@ def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTa
     if isinstance(error_cls, type) and issubclass(error_cls, exc.SeedreamError):
         try:
             error = error_cls(message)
-        except TypeError:  # a class whose constructor needs more than a message (failed task, timeout, transport)
+        except Exception:  # a class whose constructor needs more than a message (failed task, timeout, transport)
             pass
     raise error
 

@@ -51,5 +51,7 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "extra-links": [],
+        # Airflow 3 computes the link on the worker (BaseOperatorLink.get_link at the end of each run); the listing
+        # is for `airflow providers links` and for older cores that resolve link classes by name.
+        "extra-links": ["airflow_provider_seedream.links.SeedreamResultImageLink"],
     }

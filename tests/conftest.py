@@ -85,7 +85,8 @@ def emulator(emulator_server, monkeypatch) -> Emulator:
     """The emulator, reset for this test, with ``seedream_default`` pointing at it."""
     handle = Emulator(emulator_server)
     handle.reset()
-    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "seedream", "password": API_KEY, "host": handle.url}))
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "seedream", "password": API_KEY, "host": handle.url,
+                                             "extra": {"upload_base_url": handle.url}}))
     return handle
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import requests
 import tenacity
 
-from airflow_provider_seedream import aio, core
+from airflow_provider_seedream import aio, core, files
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
 
@@ -42,6 +43,55 @@ def _httpx_error(error: httpx.TransportError, what: str) -> exc.SeedreamTranspor
     return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({type(error).__name__})", sent=sent)
 
 
+class _SourceChanged(Exception):
+    """The file being uploaded is not the size it had when it was checked (deliberately not an ``OSError``, so
+    that urllib3 does not mistake it for a network failure and the upload is not retried)."""
+
+
+class _StreamBody:
+    """A ``multipart/form-data`` body read on demand: the file goes out in blocks and is never held whole.
+
+    ``__len__`` gives requests the Content-Length, so the body is sent plainly rather than chunked.
+    """
+
+    def __init__(self, head: bytes, source: IO[bytes], size: int, tail: bytes) -> None:
+        self._head = head
+        self._source = source
+        self._size = size
+        self._remaining = size
+        self._tail = tail
+        self._length = len(head) + size + len(tail)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, amount: int | None = -1) -> bytes:
+        if amount is None or amount < 0:
+            amount = self._length
+        out = bytearray()
+        while len(out) < amount:
+            if self._head:
+                take = self._head[: amount - len(out)]
+                self._head = self._head[len(take):]
+                out += take
+            elif self._remaining:
+                data = self._source.read(min(amount - len(out), self._remaining))
+                if not data:
+                    raise _SourceChanged(f"the file ended after {self._size - self._remaining:,} of the "
+                                         f"{self._size:,} bytes it had when it was checked")
+                self._remaining -= len(data)
+                out += data
+                if not self._remaining and self._source.read(1):
+                    raise _SourceChanged(f"the file grew beyond the {self._size:,} bytes it had when it was checked")
+            elif self._tail:
+                take = self._tail[: amount - len(out)]
+                self._tail = self._tail[len(take):]
+                out += take
+            else:
+                break
+        return bytes(out)
+
+
 class SeedreamHook(BaseHook):
     """Talk to kie.ai's Market API for Seedream 4.5 edits.
 
@@ -52,6 +102,7 @@ class SeedreamHook(BaseHook):
     :param max_retries: how many times a read (recordInfo, credit) is sent again after a transient error.
     :param retry_base: the first backoff, in seconds; it doubles with every try (with jitter) up to 60 s.
     :param submit_timeout: how long, in seconds, a createTask refused with 429 or 455 keeps being resubmitted.
+    :param download_chunk_size: bytes read per step while storing a result image: what a download holds in memory.
     """
 
     conn_name_attr = "seedream_conn_id"
@@ -68,6 +119,7 @@ class SeedreamHook(BaseHook):
         max_retries: int = 4,
         retry_base: float = 1.0,
         submit_timeout: float = 600.0,
+        download_chunk_size: int = files.DEFAULT_CHUNK_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +129,7 @@ class SeedreamHook(BaseHook):
         self.max_retries = max_retries
         self.retry_base = retry_base
         self.submit_timeout = submit_timeout
+        self.download_chunk_size = download_chunk_size
 
     # ---------------------------------------------------------------------------------------------------- connection
     @classmethod
@@ -131,6 +184,14 @@ class SeedreamHook(BaseHook):
         session.headers.update(self.settings.headers)
         return session
 
+    @cached_property
+    def download_session(self) -> requests.Session:
+        """A session for result images: it never carries the API key, since result links live on other hosts."""
+        session = requests.Session()
+        # Ask for the bytes as stored, so that Content-Length can be compared with what was written.
+        session.headers.update({"Accept-Encoding": "identity"})
+        return session
+
     # ---------------------------------------------------------------------------------------------------- transport
     def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
         """Send one request and return the answer's ``data``, or raise the typed error it stands for."""
@@ -141,9 +202,9 @@ class SeedreamHook(BaseHook):
                 # make a createTask look "maybe accepted". A new connection per submit rules that case out.
                 with requests.Session() as one_shot:
                     one_shot.headers.update(self.settings.headers)
-                    response = one_shot.request(method, url, timeout=timeout, **kwargs)
+                    response = one_shot.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
             else:
-                response = self.session.request(method, url, timeout=timeout, **kwargs)
+                response = self.session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
         except requests.RequestException as error:
             raise _requests_error(error, what) from None
         return core.parse_envelope(response.status_code, response.content, response.headers.get("Retry-After"))
@@ -171,7 +232,7 @@ class SeedreamHook(BaseHook):
     def create_edit_task(
         self,
         prompt: str,
-        image_urls: list[str],
+        image_urls: list[Any] | str,
         aspect_ratio: str = "1:1",
         quality: str = "basic",
         callback_url: str | None = None,
@@ -179,10 +240,14 @@ class SeedreamHook(BaseHook):
     ) -> str:
         """Validate the inputs, submit a Seedream 4.5 edit and return kie's task id.
 
+        ``image_urls`` may mix public http(s) URLs with local paths and object storage URIs (``s3://...``); files
+        are checked (JPEG/PNG/WebP by content, at most 10 MB) and uploaded through kie's File Upload API first.
         Bad inputs raise ``SeedreamValidationError`` before anything is sent.
         """
-        edit = core.build_edit_input(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
-        return self.submit_edit(edit)
+        from airflow_provider_seedream import uploads
+
+        prepared = uploads.prepare_edit(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
+        return self.submit_edit(prepared.upload(self))
 
     def submit_edit(self, edit: core.EditInput) -> str:
         """Submit a validated edit and return the task id.
@@ -194,7 +259,7 @@ class SeedreamHook(BaseHook):
         """
         url = self.settings.base_url + core.CREATE_TASK_PATH
         what = "createTask"
-        retrying = self._retrying(core.may_resubmit, what, tenacity.stop_after_delay(self.submit_timeout))
+        retrying = self._retrying(core.may_resubmit, what, tenacity.stop_before_delay(self.submit_timeout))
         started = time.monotonic()
         try:
             data = retrying(self._send, "POST", url, what, fresh_connection=True, json=edit.body())
@@ -269,13 +334,49 @@ class SeedreamHook(BaseHook):
         data = self._read("POST", core.DOWNLOAD_URL_PATH, "download-url", json={"url": result_url})
         return core.parse_download_url(data)
 
+    def open_result(self, url: str) -> requests.Response:
+        """Start downloading a result image as a stream; the caller reads it in chunks and closes it.
+
+        No API key is sent: result links are public, and they live on hosts other than kie's API.
+        """
+        try:
+            return self.download_session.get(url, stream=True, timeout=(self.connect_timeout, self.timeout))
+        except requests.RequestException as error:
+            raise _requests_error(error, "result download") from None
+
+    def upload_file(self, opener: Callable[[], IO[bytes]], *, size: int, file_name: str, mime_type: str,
+                    upload_path: str = files.UPLOAD_PATH) -> str:
+        """Stream one file to kie's File Upload API (``file-stream-upload``) and return its public download URL.
+
+        :param opener: opens the file for reading; called again for each try, so a retried upload starts over.
+        :param size: the file's size in bytes, as checked; a file that changed since fails rather than uploads.
+        :param file_name: the name on kie's host; re-using one overwrites, so pass a unique name.
+        """
+        url = self.settings.upload_base_url + core.STREAM_UPLOAD_PATH
+
+        def once() -> Any:
+            boundary = f"seedream-{uuid.uuid4().hex}"
+            head, tail = files.multipart_frame(boundary, {"uploadPath": upload_path, "fileName": file_name},
+                                               "file", file_name, mime_type)
+            with opener() as source:
+                body = _StreamBody(head, source, size, tail)
+                try:
+                    return self._send("POST", url, "upload", data=body,
+                                      headers={"Content-Type": files.multipart_content_type(boundary)})
+                except _SourceChanged as error:
+                    raise exc.SeedreamValidationError(f"{file_name}: {error}", code=None) from None
+
+        retrying = self._retrying(core.is_transient, "upload", tenacity.stop_after_attempt(self.max_retries + 1))
+        return core.parse_upload(retrying(once))
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with the credit endpoint, which spends nothing."""
         try:
             credits = self.get_credits()
         except Exception as error:  # the form shows the message; it must never be a traceback
             return False, f"{type(error).__name__}: {error}"
-        return True, f"Connected to {self.settings.base_url}; credit balance: {credits:g}"
+        return True, (f"Connected to {self.settings.base_url}; credit balance: {credits:g} "
+                      f"(input uploads go to {self.settings.upload_base_url})")
 
     # ---------------------------------------------------------------------------------------------------- async
     async def aget_task(self, task_id: str, *, priority: float = 0.0) -> core.SeedreamTask:

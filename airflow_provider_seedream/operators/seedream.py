@@ -8,9 +8,10 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, results
+from airflow_provider_seedream import core, results, uploads
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.links import SeedreamResultImageLink
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import BaseOperator, conf
 
@@ -33,14 +34,21 @@ class SeedreamEditOperator(BaseOperator):
 
     The task id is pushed to XCom at once (key ``seedream_task_id``, and as the return value), so a
     ``SeedreamTaskSensor`` downstream can wait for it. With ``wait_for_completion=True`` the operator waits itself,
-    deferring to the triggerer when ``deferrable=True``, and pushes the result URLs under ``result_urls``.
+    deferring to the triggerer when ``deferrable=True``, and pushes the result URLs under ``result_urls``; with
+    ``output_path`` it also copies every result image there as soon as the task succeeds (XCom ``stored_images``).
+
+    ``image_urls`` may name files instead of public URLs: local paths, ``file://`` URIs, or any URI Airflow's
+    ``ObjectStoragePath`` understands (``s3://bucket/key``, ``gs://...``, with ``conn_id@`` for a connection). They
+    are checked before anything is sent (JPEG/PNG/WebP by content, at most 10 MB each, 14 images in all) and uploaded
+    through kie's File Upload API right before createTask; the uploaded URLs are what the task sends.
 
     On Airflow 3.3+ the task id is also kept in the task's ``task_state_store``: when the Airflow task is retried
     (say the worker died after the submit) and the kie task is still running or has succeeded, the retry re-attaches
     to it instead of paying for a second edit.
 
     :param prompt: what to change, 1 to 3000 characters. Templated.
-    :param image_urls: 1 to 14 public http(s) URLs of jpeg/png/webp images. Templated.
+    :param image_urls: 1 to 14 jpeg/png/webp images: public http(s) URLs (sent as they are), local paths or object
+        storage URIs (uploaded first). Templated.
     :param aspect_ratio: one of ``1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9``. Templated.
     :param quality: ``basic`` (2K) or ``high`` (4K). Templated.
     :param callback_url: an http(s) URL kie POSTs the result to when the task ends. Templated.
@@ -51,6 +59,9 @@ class SeedreamEditOperator(BaseOperator):
     :param poll_interval: the base pause between status queries, in seconds.
     :param timeout: how long to wait for the task at most, in seconds.
     :param reattach: re-attach to the task a previous try submitted, when it is still running or succeeded.
+    :param output_path: where to copy the result images when the operator waits: a local path or an object storage
+        URI (``file://``, ``s3://``, ``gs://``, ...), e.g. ``s3://aws_default@bucket/edits/{{ ds }}``. Files are
+        named ``<dag_id>/<run_id>/<task_id>/[map-<m>_]image-<i>.<ext>`` below it. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -60,9 +71,11 @@ class SeedreamEditOperator(BaseOperator):
         "quality",
         "callback_url",
         "seedream_conn_id",
+        "output_path",
     )
     template_fields_renderers = {"image_urls": "json"}
     ui_color = "#f6e3ff"
+    operator_extra_links = (SeedreamResultImageLink(),)
 
     def __init__(
         self,
@@ -79,6 +92,7 @@ class SeedreamEditOperator(BaseOperator):
         poll_interval: float = 5.0,
         timeout: float = 1800.0,
         reattach: bool = True,
+        output_path: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +108,13 @@ class SeedreamEditOperator(BaseOperator):
         self.poll_interval = core.check_positive("poll_interval", poll_interval)
         self.timeout = core.check_positive("timeout", timeout)
         self.reattach = reattach
+        self.output_path = output_path
+        if output_path and not wait_for_completion:
+            raise exc.SeedreamValidationError(
+                "output_path: the operator only stores results when it waits for them; set "
+                "wait_for_completion=True, or give output_path to the SeedreamTaskSensor that waits",
+                field="output_path", code=None,
+            )
 
     @cached_property
     def hook(self) -> SeedreamHook:
@@ -127,16 +148,22 @@ class SeedreamEditOperator(BaseOperator):
         return task_id
 
     def execute(self, context: Context) -> str:
-        edit = core.build_edit_input(
+        # Everything is checked before anything is sent: the inputs (files included) and where results will go.
+        prepared = uploads.prepare_edit(
             self.prompt, self.image_urls, self.aspect_ratio, self.quality, self.callback_url, self.nsfw_checker
         )
+        if self.wait_for_completion and self.output_path:
+            from airflow_provider_seedream import storage
+
+            storage.check_output_path(self.output_path)
+        edit = prepared.edit  # local files are placeholders here, so the fingerprint is the same on every try
         store = context.get("task_state_store")
         task_id = self._reattach_to(store, edit)
         if task_id is None:
             if store is None:
                 self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                                  "after the submit, the retry submits and pays for a second edit")
-            task_id = self.hook.submit_edit(edit)
+            task_id = self.hook.submit_edit(prepared.upload(self.hook))
             if store is not None:
                 store.set(STATE_KEY, {"task_id": task_id, "fingerprint": edit.fingerprint(), "submitted_at": time.time()})
         context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)

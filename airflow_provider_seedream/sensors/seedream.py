@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedream import core, results
 from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.files import SeedreamStorageError
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.links import SeedreamResultImageLink
 from airflow_provider_seedream.operators.seedream import defer_timeout
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
-from airflow_provider_seedream.version_compat import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
+from airflow_provider_seedream.version_compat import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,14 +35,23 @@ class SeedreamTaskSensor(BaseSensorOperator):
     an error naming the kie task id. A task that ends in ``fail`` fails the Airflow task with kie's failCode and
     failMsg, without retries (retrying cannot change a failed remote task).
 
+    With ``output_path``, every result image is copied there on the worker as soon as the task succeeds (streamed,
+    size-checked, moved into place whole; an expired link is re-minted once) and the stored URIs are pushed to XCom
+    under ``stored_images``. If storing fails, the Airflow task fails naming the result URLs; a retry reads the same
+    kie task again (no new cost) and stores again. ``soft_fail`` never turns such a failure into a skip.
+
     :param seedream_task_id: the kie task id, e.g. ``edit.output`` of a ``SeedreamEditOperator``. Templated.
     :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated.
     :param deferrable: wait in the triggerer instead of in a worker slot.
     :param max_consecutive_errors: transient errors in a row tolerated while waiting.
+    :param output_path: where to copy the result images: a local path or an object storage URI (``file://``,
+        ``s3://``, ``gs://``, ...), e.g. ``s3://aws_default@bucket/edits/{{ ds }}``. Files are named
+        ``<dag_id>/<run_id>/<task_id>/[map-<m>_]image-<i>.<ext>`` below it. Templated.
     """
 
-    template_fields: Sequence[str] = ("seedream_task_id", "seedream_conn_id")
+    template_fields: Sequence[str] = ("seedream_task_id", "seedream_conn_id", "output_path")
     ui_color = "#f6e3ff"
+    operator_extra_links = (SeedreamResultImageLink(),)
 
     def __init__(
         self,
@@ -46,6 +62,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
         poke_interval: float = 5.0,
         timeout: float = 3600.0,
         max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        output_path: Any = None,
         **kwargs: Any,
     ) -> None:
         core.check_positive("poke_interval", poke_interval)
@@ -55,6 +72,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
         self.seedream_conn_id = seedream_conn_id
         self.deferrable = deferrable
         self.max_consecutive_errors = max_consecutive_errors
+        self.output_path = output_path
         self._waiter: core.Waiter | None = None
 
     @cached_property
@@ -79,6 +97,10 @@ class SeedreamTaskSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         task_id = core.check_task_id(self.seedream_task_id)
+        if self.output_path:  # an unusable destination fails now, not after the wait
+            from airflow_provider_seedream import storage
+
+            storage.check_output_path(self.output_path)
         if not self.deferrable:
             try:
                 return super().execute(context)
@@ -124,6 +146,17 @@ class SeedreamTaskSensor(BaseSensorOperator):
     ) -> float:
         # The same schedule as the trigger and the hook's wait, rather than a fixed interval.
         return core.poll_delay(run_duration(), self.poke_interval)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            # A deferred sensor's soft_fail turns every error into a skip (apache/airflow#71255). A result that was
+            # paid for but could not be stored must fail loudly instead, so that a retry stores it.
+            cause = skip.__cause__
+            if self.soft_fail and isinstance(cause, SeedreamStorageError):
+                raise cause  # noqa: B904 - the storage error (and its own cause) is the story, not the skip
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         """Finish after the trigger fired: return the result URLs, or raise the typed error the event reports."""

@@ -1,0 +1,326 @@
+"""Decisions about image files, free of I/O: input checks, upload framing, stored names, download retries.
+
+The companion of ``core`` for moving image bytes. ``uploads`` (local and bucket inputs -> kie's File Upload API) and
+``storage`` (result images -> durable object storage) are the I/O shells; every rule they follow is a pure function
+here, with table tests in ``tests/test_storage.py`` and ``tests/test_uploads.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_seedream import core
+from airflow_provider_seedream import exceptions as exc
+
+#: Seedream 4.5 input limit per image ("max 10 MB", createTask page), applied before anything is uploaded.
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+#: The content types Seedream accepts as input, and the extension each is stored with.
+IMAGE_EXTENSIONS: dict[str, str] = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+#: How many leading bytes identify an image type.
+SNIFF_BYTES = 16
+#: Bytes read from the network per step while storing a result: bounds the memory a download holds.
+DEFAULT_CHUNK_BYTES = 256 * 1024
+#: Write buffer handed to the object store. 5 MiB is S3's smallest multipart part; without it s3fs would buffer up
+#: to its 50 MiB default block, i.e. a whole 4K image, before sending anything.
+STORE_BLOCK_BYTES = 5 * 1024 * 1024
+#: Folder on kie's upload host that uploaded inputs go to.
+UPLOAD_PATH = "airflow-seedream"
+#: Reserved TLD (RFC 2606): a placeholder can never resolve, so a bug that sent one would fail rather than leak.
+PLACEHOLDER_HOST = "seedream-upload.invalid"
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input images
+# --------------------------------------------------------------------------------------------------------------------
+
+InputKind = Literal["url", "storage"]
+
+
+def sniff_image(head: bytes) -> str | None:
+    """Name an image type by its magic bytes (only content counts: names and declared types can lie)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head.startswith(b"BM"):
+        return "image/bmp"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "image/heic-or-avif"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "image/tiff"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One entry of ``image_urls``: a public URL sent as is, or a file (local or in a bucket) to upload first."""
+
+    index: int
+    kind: InputKind
+    value: str
+
+    @property
+    def field(self) -> str:
+        return f"image_urls[{self.index}]"
+
+
+def classify_image_input(index: int, value: Any) -> ImageInput:
+    """Tell a public http(s) URL from a local path or an object storage URI; raise naming the field if neither.
+
+    ``value`` is a string here (the shell turns path objects into their URI first). An ``http(s)://`` value is a URL
+    (checked later by ``core.check_http_url``); ``scheme://...`` is an object storage URI for Airflow's
+    ``ObjectStoragePath``; anything else without a scheme is a local path.
+    """
+    field_name = f"image_urls[{index}]"
+    if not isinstance(value, str):
+        raise core._invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI string, "
+                                        f"got {type(value).__name__} {core._short(value)}")
+    text = value.strip()
+    if not text or "\x00" in text:
+        raise core._invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI, "
+                                        f"got {core._short(value)}")
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme in ("http", "https"):
+        return ImageInput(index, "url", value)
+    if "://" in text and not scheme:
+        raise core._invalid(field_name, f"has no scheme before '://': {core._short(value)}")
+    return ImageInput(index, "storage", text)
+
+
+def check_input_file(field_name: str, *, size: int, head: bytes, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """Return the content type of an input file, or raise naming the field: empty, too big, or not jpeg/png/webp."""
+    if size <= 0:
+        raise core._invalid(field_name, "is an empty file")
+    if size > max_bytes:
+        raise core._invalid(field_name, f"is {size:,} bytes; Seedream accepts at most {max_bytes:,} bytes "
+                                        f"({max_bytes / 1024 / 1024:g} MB) per image")
+    found = sniff_image(head)
+    if found not in IMAGE_EXTENSIONS:
+        what = f"a {found.split('/')[1].upper()} image" if found else "not an image file we recognise"
+        raise core._invalid(field_name, f"is {what}; Seedream accepts JPEG, PNG or WebP (checked by content, "
+                                        f"not by name)")
+    return found
+
+
+def placeholder_url(identity: str) -> str:
+    """Stand in for a not-yet-uploaded file inside an ``EditInput``.
+
+    The digest of the file's identity (URI, size, modification stamp) keeps ``EditInput.fingerprint()`` the same
+    across Airflow tries, so a retry re-attaches to the task it paid for instead of uploading and paying again.
+    """
+    return f"https://{PLACEHOLDER_HOST}/{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
+
+
+def is_placeholder(url: str) -> bool:
+    return urlsplit(url).hostname == PLACEHOLDER_HOST
+
+
+def upload_file_name(mime_type: str, token: str) -> str:
+    """Name an upload: unique (kie overwrites a re-used name, with cache delay) and free of the user's file name."""
+    return f"{token}{IMAGE_EXTENSIONS.get(mime_type, '.bin')}"
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+
+
+def multipart_frame(boundary: str, fields: dict[str, str], file_field: str, file_name: str,
+                    mime_type: str) -> tuple[bytes, bytes]:
+    """Return the bytes before and after the file's content in a ``multipart/form-data`` body.
+
+    Framing the body around a stream lets an upload send a file without ever holding it in memory.
+    """
+    lines: list[bytes] = []
+    for name, value in fields.items():
+        lines.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n'.encode())
+        lines.append(value.encode() + b"\r\n")
+    lines.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(file_field)}"; '
+        f'filename="{_quoted(file_name)}"\r\nContent-Type: {mime_type}\r\n\r\n'.encode()
+    )
+    return b"".join(lines), f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart_content_type(boundary: str) -> str:
+    return f"multipart/form-data; boundary={boundary}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stored results
+# --------------------------------------------------------------------------------------------------------------------
+
+_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_component(raw: Any) -> str:
+    """Turn an id into one path segment that every filesystem and bucket accepts, without collisions.
+
+    Ids made only of ``A-Z a-z 0-9 _ . -`` are kept as they are. Anything else (``:`` and ``+`` in run ids, non-ASCII
+    task ids) is replaced with ``_`` and a short digest of the original is appended, so two different ids never share
+    a folder.
+    """
+    text = str(raw)
+    if _SAFE.fullmatch(text) and text not in (".", "..") and len(text) <= 120:
+        return text
+    cleaned = _UNSAFE_RUN.sub("_", text).strip("._")[:80] or "id"
+    return f"{cleaned}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def stored_image_stem(dag_id: str, run_id: str, task_id: str, map_index: int | None, image_index: int) -> str:
+    """Return where a result image goes under ``output_path``, without the extension.
+
+    ``<dag_id>/<run_id>/<task_id>/image-<i>`` or, for a mapped task, ``.../<task_id>/map-<m>_image-<i>``. Each task
+    has its own folder, so ``edit_1`` unmapped and ``edit`` mapped at index 1 can never write the same file, and a
+    re-run of the same task instance writes the same names again (it overwrites its own files, nobody else's).
+    """
+    leaf = f"image-{int(image_index)}"
+    if map_index is not None and int(map_index) >= 0:
+        leaf = f"map-{int(map_index)}_{leaf}"
+    return "/".join((safe_component(dag_id), safe_component(run_id), safe_component(task_id), leaf))
+
+
+def has_directories(protocol: str | None) -> bool:
+    """Tell whether a filesystem needs parent folders created before a write.
+
+    Only local disks do. On buckets "folders" are key prefixes, and ``makedirs`` on a missing bucket may even create
+    the bucket (s3fs, gcsfs), which is not ours to decide.
+    """
+    return (protocol or "file") in ("file", "local")
+
+
+def stale_siblings(stem: str, chosen_extension: str) -> list[str]:
+    """Names an earlier try may have left for the same image in another format (to remove after storing)."""
+    return [stem + ext for ext in sorted(set(IMAGE_EXTENSIONS.values())) if ext != chosen_extension]
+
+
+def result_type(head: bytes, content_type: str | None, url: str) -> tuple[str, str] | None:
+    """Return ``(content type, extension)`` of a downloaded result, trusting content first; ``None`` if no image.
+
+    The bytes decide (a CDN error page served with 200 must not be stored as ``.png``); the ``Content-Type`` header
+    and then the URL's extension only name image types the magic bytes do not cover.
+    """
+    sniffed = sniff_image(head)
+    if sniffed in IMAGE_EXTENSIONS:
+        return sniffed, IMAGE_EXTENSIONS[sniffed]
+    if sniffed is not None:
+        guessed = mimetypes.guess_extension(sniffed)
+        return (sniffed, guessed) if guessed else None
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared.startswith("image/") and head[:1] not in (b"<", b"{"):
+        return declared, IMAGE_EXTENSIONS.get(declared) or mimetypes.guess_extension(declared) or ".img"
+    return None
+
+
+def expected_size(content_length: str | None, content_encoding: str | None) -> int | None:
+    """Return the byte count a download must have, when the server stated one that applies to the decoded body."""
+    if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
+        return None  # Content-Length counts the encoded bytes; the decoded count cannot be compared with it
+    try:
+        value = int(str(content_length).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def size_problem(expected: int | None, written: int) -> str | None:
+    """Describe a size mismatch (a short read must never be kept as if complete), or ``None`` if sizes agree."""
+    if written == 0:
+        return "received 0 bytes"
+    if expected is not None and written != expected:
+        return f"received {written:,} of {expected:,} bytes announced by Content-Length"
+    return None
+
+
+FailureKind = Literal["expired", "short", "transport", "server", "refused", "not_image"]
+DownloadAction = Literal["mint", "retry", "give_up"]
+
+
+def failure_for_status(status: int) -> FailureKind:
+    """Classify a result host's HTTP status (kie's result links answer 403 or 404 once they expired)."""
+    if status in (403, 404, 410):
+        return "expired"
+    if status == 429 or status >= 500:
+        return "server"
+    return "refused"
+
+
+def next_download_action(kind: FailureKind, *, minted: bool, retried: bool) -> DownloadAction:
+    """Decide what follows a failed download of one result image.
+
+    - an expired link: mint a fresh one with kie's download-url (free) and try once more; a freshly minted link that
+      fails again is not re-minted;
+    - a short read, a dropped connection or a 5xx/429: try once more (never keep the partial file);
+    - anything else (other 4xx, a body that is not an image): give up and say why.
+    """
+    if kind == "expired":
+        return "give_up" if minted else "mint"
+    if kind in ("short", "transport", "server"):
+        return "retry" if not retried else "give_up"
+    return "give_up"
+
+
+def redact_url(url: str) -> str:
+    """Drop what may be a credential from a URL before it is logged: the password and the query string."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def asset_uri(uri: str) -> str:
+    """Return a stored file's URI as an Asset URI: the connection id in ``scheme://conn@bucket`` is access, not
+    identity, so it is left out."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def check_output_path(value: Any) -> str:
+    """Check the shape of ``output_path`` (a local path or a ``scheme://`` URI) before anything is paid for."""
+    if not isinstance(value, str) or not value.strip():
+        raise core._invalid("output_path", f"must be a local path or an object storage URI such as "
+                                           f"s3://bucket/prefix, got {core._short(value)}")
+    text = value.strip()
+    if "\x00" in text:
+        raise core._invalid("output_path", f"contains a NUL character: {core._short(value)}")
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme in ("http", "https"):
+        raise core._invalid("output_path", f"must be writable storage (a local path, file://, s3://, gs://, ...), "
+                                           f"not a web URL: {core._short(redact_url(text))}")
+    return text
+
+
+def storage_error_message(task_id: str, urls: list[str], problem: str) -> str:
+    """Say what could not be stored while still naming every result URL, so nothing paid for is lost silently."""
+    return (f"Seedream task {task_id} succeeded but its result could not be stored: {problem}. Result URL(s), "
+            f"temporary (about 24 h, sometimes much less): {core.describe_urls(urls)}. Retrying this Airflow task "
+            f"re-reads the same kie task (no new cost) and stores again")
+
+
+class SeedreamStorageError(exc.SeedreamError):
+    """A task succeeded (and was paid for) but its images could not be copied to ``output_path``.
+
+    :param result_urls: kie's temporary result URLs, named in the message too.
+    :param stored: the URIs already stored before the failure.
+    """
+
+    def __init__(self, message: str, *, result_urls: list[str], stored: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.result_urls = list(result_urls)
+        self.stored = list(stored or [])

@@ -1,0 +1,259 @@
+"""Result images to durable storage: streamed from kie's temporary links to any ``ObjectStoragePath``.
+
+kie's result URLs die (documented "typically 24 hours"; observed after about 40 minutes), so a finished task's images
+are copied as soon as it succeeds, on the worker: in constant memory (fixed-size chunks, never the whole file), under
+deterministic names, to a temporary name first and then moved into place so that a reader never sees half a file,
+with the size checked against ``Content-Length`` and against what the store reports. An expired link is re-minted
+through kie's download-url endpoint and tried once more; a short read or a dropped connection is tried once more.
+Every rule is a pure function in ``files``; this module reads HTTP and writes storage.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tenacity
+
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream import files
+from airflow_provider_seedream.files import SeedreamStorageError
+
+if TYPE_CHECKING:
+    from logging import Logger
+
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+__all__ = ["SeedreamStorageError", "StoredImage", "check_output_path", "store_results"]
+
+#: Seconds between progress lines while one download is running.
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One result image, copied: where it is now, what it is, and what copying it took."""
+
+    uri: str
+    size: int
+    mime_type: str
+    seconds: float
+    source_url: str
+
+
+class _DownloadFailed(Exception):
+    """One download attempt failed; ``kind`` drives ``files.next_download_action``."""
+
+    def __init__(self, kind: files.FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class _Attempts:
+    """Where the next attempt for one image downloads from, and which second chances are used up."""
+
+    original_url: str
+    url: str
+    minted: bool = False
+    retried: bool = False
+
+    def action(self, error: BaseException | None) -> files.DownloadAction:
+        if not isinstance(error, _DownloadFailed):
+            return "give_up"
+        return files.next_download_action(error.kind, minted=self.minted, retried=self.retried)
+
+
+def check_output_path(value: Any) -> ObjectStoragePath:
+    """Resolve ``output_path`` and its filesystem without writing anything; raise naming the field if unusable.
+
+    Runs before createTask in the operator (a bad destination must cost nothing) and before the wait in the sensor.
+    """
+    from airflow_provider_seedream import uploads
+
+    if not (hasattr(value, "protocol") and hasattr(value, "path")):
+        value = files.check_output_path(value)
+    try:
+        path = uploads.to_storage_path(value)
+        path.fs  # noqa: B018 - resolves the filesystem (and its connection) now, not after the task was paid for
+    except ValueError as error:
+        scheme = str(value).partition("://")[0] if "://" in str(value) else "file"
+        raise exc.SeedreamValidationError(
+            f"output_path: no filesystem is registered for {scheme}:// ({error}); install the Airflow provider that "
+            f"brings it (e.g. apache-airflow-providers-amazon for s3://, -google for gs://)",
+            field="output_path", code=None,
+        ) from error
+    except Exception as error:  # a connection that does not exist, a filesystem that cannot be built
+        raise exc.SeedreamValidationError(
+            f"output_path: cannot use {files.redact_url(str(value))}: {type(error).__name__}: {error}",
+            field="output_path", code=None,
+        ) from error
+    return path
+
+
+def store_results(
+    hook: SeedreamHook,
+    task_id: str,
+    urls: list[str],
+    *,
+    output_path: Any,
+    dag_id: str,
+    run_id: str,
+    airflow_task_id: str,
+    map_index: int | None,
+    log: Logger,
+) -> list[StoredImage]:
+    """Copy every result image of a succeeded kie task to ``output_path`` and return what was stored, in order.
+
+    Raises ``SeedreamStorageError`` naming the result URLs when anything cannot be stored.
+    """
+    stored: list[StoredImage] = []
+    try:
+        root = check_output_path(output_path)
+        started = time.monotonic()
+        for index, url in enumerate(urls):
+            stem = files.stored_image_stem(dag_id, run_id, airflow_task_id, map_index, index)
+            stored.append(_store_one(hook, root, stem, url, f"{index + 1}/{len(urls)}", log))
+    except Exception as error:
+        problem = str(error) if isinstance(error, (_DownloadFailed, exc.SeedreamError)) else \
+            f"{type(error).__name__}: {error}"
+        message = files.storage_error_message(task_id, urls, problem)
+        log.error("%s", message)
+        raise SeedreamStorageError(message, result_urls=urls, stored=[s.uri for s in stored]) from error
+    total_bytes = sum(s.size for s in stored)
+    seconds = time.monotonic() - started
+    log.info("Stored %d result image(s) of Seedream task %s: %s bytes in %.2f s (%s) under %s", len(stored), task_id,
+             f"{total_bytes:,}", seconds, _rate(total_bytes, seconds), files.redact_url(str(root)))
+    return stored
+
+
+def _rate(size: int, seconds: float) -> str:
+    return f"{size / 1024 / 1024 / seconds:.1f} MB/s" if seconds > 0 else "instant"
+
+
+def _store_one(hook: SeedreamHook, root: ObjectStoragePath, stem: str, url: str, label: str,
+               log: Logger) -> StoredImage:
+    state = _Attempts(original_url=url, url=url)
+
+    def before_next(retry_state: tenacity.RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if state.action(error) == "mint":
+            log.warning("Result image %s: the result URL has expired (%s); minting a fresh link with kie's "
+                        "download-url and trying once more", label, error)
+            try:
+                state.url = hook.get_download_url(state.original_url)
+            except exc.SeedreamError as mint_error:
+                raise _DownloadFailed("refused", f"{error}; download-url could not mint a fresh link: "
+                                                 f"{mint_error}") from mint_error
+            state.minted = True
+        else:
+            log.warning("Result image %s: %s; trying once more", label, error)
+            state.retried = True
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda error: state.action(error) != "give_up"),
+        stop=tenacity.stop_after_attempt(3),  # at most: first try, one fresh link, one more try
+        wait=lambda retry_state: 0.0 if retry_state.outcome is None
+        or state.action(retry_state.outcome.exception()) == "mint" else min(2.0, hook.retry_base),
+        before_sleep=before_next,
+        reraise=True,
+    )
+    return retrying(_download_once, hook, root, stem, state, label, log)
+
+
+def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state: _Attempts, label: str,
+                   log: Logger) -> StoredImage:
+    started = time.monotonic()
+    try:
+        response = hook.open_result(state.url)
+    except exc.SeedreamTransportError as error:
+        raise _DownloadFailed("transport", f"no answer from the result host ({error})") from error
+    with response:
+        if response.status_code != 200:
+            raise _DownloadFailed(files.failure_for_status(response.status_code),
+                                  f"the result host answered HTTP {response.status_code}")
+        expected = files.expected_size(response.headers.get("Content-Length"),
+                                       response.headers.get("Content-Encoding"))
+        chunks = response.iter_content(chunk_size=hook.download_chunk_size)
+        try:
+            first = next(chunks, b"")
+        except requests.RequestException as error:
+            raise _DownloadFailed("short", f"the download broke off ({type(error).__name__})") from error
+        kind = files.result_type(first, response.headers.get("Content-Type"), state.url)
+        if kind is None:
+            raise _DownloadFailed("not_image", f"the result host did not send an image (Content-Type "
+                                               f"{response.headers.get('Content-Type') or 'unset'})")
+        mime_type, extension = kind
+        final = root / (stem + extension)
+        written = _write_atomically(final, first, chunks, expected, label, started, log)
+    _remove_stale(root, stem, extension, log)
+    seconds = time.monotonic() - started
+    log.info("Stored result image %s: %s bytes (%s) in %.2f s (%s) -> %s", label, f"{written:,}", mime_type,
+             seconds, _rate(written, seconds), files.redact_url(str(final)))
+    return StoredImage(uri=str(final), size=written, mime_type=mime_type, seconds=seconds,
+                       source_url=state.original_url)
+
+
+def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expected: int | None, label: str,
+                      started: float, log: Logger) -> int:
+    """Stream into ``<name>.part-<random>`` next to ``final``, check the size, then move it over ``final``."""
+    fs = final.fs
+    temporary = final.parent / f"{final.name}.part-{uuid.uuid4().hex[:12]}"
+    written = 0
+    try:
+        if files.has_directories(final.protocol):
+            fs.makedirs(final.parent.path, exist_ok=True)
+        next_note = started + PROGRESS_EVERY_SECONDS
+        with temporary.open("wb", block_size=files.STORE_BLOCK_BYTES) as out:
+            out.write(first)
+            written = len(first)
+            try:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+                    if time.monotonic() >= next_note:
+                        next_note = time.monotonic() + PROGRESS_EVERY_SECONDS
+                        log.info("Result image %s: %s bytes%s so far after %.0f s", label, f"{written:,}",
+                                 f" of {expected:,}" if expected else "", time.monotonic() - started)
+            except requests.RequestException as error:
+                raise _DownloadFailed("short", f"the download broke off after {written:,} bytes "
+                                               f"({type(error).__name__})") from error
+        problem = files.size_problem(expected, written)
+        if problem:
+            raise _DownloadFailed("short", problem)
+        fs.mv(temporary.path, final.path)
+        landed = fs.size(final.path)
+        if landed is not None and int(landed) != written:
+            _discard(fs, final.path)  # our own file, and wrong: the next try writes it again
+            raise _DownloadFailed("short", f"the store held {int(landed):,} bytes after writing {written:,}")
+    except BaseException:
+        _discard(fs, temporary.path)
+        raise
+    return written
+
+
+def _discard(fs: Any, path: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except Exception:  # best effort: the partial file is named .part-*, never mistaken for a result
+        pass
+
+
+def _remove_stale(root: ObjectStoragePath, stem: str, extension: str, log: Logger) -> None:
+    """Remove this image's copies in other formats left by an earlier try: it owns them, nobody else does."""
+    for name in files.stale_siblings(stem, extension):
+        path = root / name
+        try:
+            if path.fs.exists(path.path):
+                path.fs.rm(path.path)
+                log.info("Removed %s, an earlier try's copy of the same image in another format",
+                         files.redact_url(str(path)))
+        except Exception as error:  # never fail a stored result over a leftover
+            log.warning("Could not remove the stale copy %s: %s", files.redact_url(str(path)), error)
+

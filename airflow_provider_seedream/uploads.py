@@ -1,0 +1,185 @@
+"""Inputs from disk or a bucket: checked before anything is sent, then uploaded to kie's File Upload API.
+
+``image_urls`` entries that are public http(s) URLs pass through untouched. Local paths, ``file://`` URIs and any
+URI Airflow's ``ObjectStoragePath`` understands (``s3://``, ``gs://``, ... through the usual Airflow connections) are
+checked first (exists, JPEG/PNG/WebP by content, at most 10 MB; at most 14 images in all), so a bad input costs
+nothing and sends nothing. They are uploaded (free, streamed, unique names) only right before createTask, and the
+uploaded URLs are what the task sends. Every rule is a pure function in ``files``; this module reads storage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_seedream import core, files
+from airflow_provider_seedream import exceptions as exc
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+#: Read buffer for an upload's source: without it s3fs would fetch a whole (up to 10 MB) object at once.
+READ_BLOCK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A checked input file, waiting to be uploaded.
+
+    :param identity: URI, size and modification stamp: what makes a retry "the same input".
+    """
+
+    index: int
+    uri: str
+    size: int
+    mime_type: str
+    identity: str
+
+    @property
+    def field(self) -> str:
+        return f"image_urls[{self.index}]"
+
+
+def to_storage_path(value: Any) -> ObjectStoragePath:
+    """Return an ``ObjectStoragePath`` for a local path (made absolute, as ``file://``) or any storage URI."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(value, ObjectStoragePath):
+        return value
+    text = str(value).strip()
+    if "://" in text:
+        return ObjectStoragePath(text)
+    # An explicit file:// URI: Airflow 3.1 would otherwise read a relative path from the filesystem root.
+    return ObjectStoragePath("file://" + os.path.abspath(os.path.expanduser(text)))
+
+
+def _as_text(value: Any) -> Any:
+    """Path objects become their URI (an ``ObjectStoragePath`` keeps its ``conn_id@``); anything else is untouched."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "protocol") and hasattr(value, "path"):  # ObjectStoragePath / UPath
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.SeedreamError:
+    shown = files.redact_url(uri)
+    if isinstance(error, FileNotFoundError):
+        return core._invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
+    if isinstance(error, (IsADirectoryError, NotADirectoryError)):
+        return core._invalid(field_name, f"is not a file: {shown}")
+    if isinstance(error, PermissionError):
+        return core._invalid(field_name, f"cannot be read (permission denied): {shown}")
+    if isinstance(error, ValueError) and "filesystem" in str(error).lower():
+        scheme = uri.partition("://")[0] if "://" in uri else "file"
+        return core._invalid(field_name, f"no filesystem is registered for {scheme}:// ({error}); install the "
+                                         f"Airflow provider that brings it (e.g. apache-airflow-providers-amazon "
+                                         f"for s3://, -google for gs://)")
+    # Anything else (a bucket that timed out, a throttled read) may pass on a retry: not a validation error.
+    return exc.SeedreamError(f"{field_name}: could not read {shown}: {type(error).__name__}: {error}")
+
+
+def inspect_input(item: files.ImageInput) -> InputFile:
+    """Check one local or bucket input (exists, size, type by content) without sending anything to kie."""
+    uri = item.value
+    try:
+        path = to_storage_path(uri)
+        uri = str(path)
+        fs = path.fs
+        info = fs.info(path.path)
+        if info.get("type") not in (None, "file"):
+            raise IsADirectoryError(uri)
+        size = int(info.get("size") or 0)
+        head = fs.cat_file(path.path, start=0, end=files.SNIFF_BYTES) if size else b""
+    except Exception as error:  # every storage backend raises its own types; classify them into one message
+        raise _storage_problem(item.field, uri, error) from error
+    mime_type = files.check_input_file(item.field, size=size, head=head)
+    stamp = next((str(info[key]) for key in ("mtime", "LastModified", "updated", "ETag", "etag", "created")
+                  if info.get(key) not in (None, "")), "")
+    return InputFile(item.index, uri, size, mime_type, identity=f"{uri}\0{size}\0{stamp}")
+
+
+@dataclass(frozen=True)
+class PreparedEdit:
+    """An edit whose every input was checked; files still to upload are stood in for by placeholders.
+
+    ``edit.fingerprint()`` is stable across Airflow tries (the placeholders derive from each file's identity), so a
+    retry can re-attach to the task it paid for before anything is uploaded again.
+    """
+
+    edit: core.EditInput
+    files: tuple[InputFile, ...] = ()
+
+    def upload(self, hook: SeedreamHook) -> core.EditInput:
+        """Upload the files (in order) and return the edit to send, with the uploaded URLs in place."""
+        if not self.files:
+            return self.edit
+        urls = list(self.edit.image_urls)
+        total = time.monotonic()
+        for item in self.files:
+            urls[item.index] = upload_input(hook, item)
+        hook.log.info("Uploaded %d input file(s) through kie's File Upload API in %.2f s", len(self.files),
+                      time.monotonic() - total)
+        if any(files.is_placeholder(url) for url in urls):  # a bug here must never reach createTask
+            raise exc.SeedreamError("internal error: an input was not uploaded; nothing was submitted")
+        return dataclasses.replace(self.edit, image_urls=tuple(urls))
+
+
+def upload_input(hook: SeedreamHook, item: InputFile) -> str:
+    """Stream one checked file to kie's File Upload API under a unique name and return its public URL."""
+    path = to_storage_path(item.uri)
+    name = files.upload_file_name(item.mime_type, uuid.uuid4().hex)
+    started = time.monotonic()
+    try:
+        url = hook.upload_file(lambda: path.open("rb", block_size=READ_BLOCK_BYTES), size=item.size, file_name=name,
+                               mime_type=item.mime_type)
+    except (exc.SeedreamApiError, exc.SeedreamValidationError) as error:
+        # The upload host refused this file (400), or it changed since it was checked: nothing was paid for.
+        raise core._invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
+    except exc.SeedreamError as error:
+        hook.log.error("%s: uploading %s failed: %s (nothing was submitted)", item.field,
+                       files.redact_url(item.uri), error)
+        raise
+    hook.log.info("%s: uploaded %s (%s, %s bytes) in %.2f s -> %s", item.field, files.redact_url(item.uri),
+                  item.mime_type, f"{item.size:,}", time.monotonic() - started, url)
+    return url
+
+
+def prepare_edit(
+    prompt: Any,
+    image_urls: Any,
+    aspect_ratio: Any = "1:1",
+    quality: Any = "basic",
+    callback_url: Any = None,
+    nsfw_checker: Any = None,
+) -> PreparedEdit:
+    """Check every input of an edit, files included, and return it ready to upload and send.
+
+    Pure checks run first (count, URLs, prompt, enums), then the files are looked at (size and leading bytes only).
+    Raises ``SeedreamValidationError`` naming the field (``image_urls[3]: ...``); nothing is sent to kie.
+    """
+    if isinstance(image_urls, (list, tuple)):
+        image_urls = [_as_text(value) for value in image_urls]
+    elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
+        image_urls = [_as_text(image_urls)]  # one path object on its own
+    raw: Sequence[Any] = core.coerce_url_list("image_urls", image_urls)
+    # The count (1 to 14, files included) is checked by build_edit_input below, still before any file is read.
+    inputs = [files.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
+    provisional = [item.value if item.kind == "url" else files.placeholder_url(str(item.index)) for item in inputs]
+    edit = core.build_edit_input(prompt, provisional, aspect_ratio, quality, callback_url, nsfw_checker)
+    checked = tuple(inspect_input(item) for item in inputs if item.kind == "storage")
+    if not checked:
+        return PreparedEdit(edit)
+    urls = list(edit.image_urls)
+    for item in checked:
+        urls[item.index] = files.placeholder_url(item.identity)
+    return PreparedEdit(dataclasses.replace(edit, image_urls=tuple(urls)), checked)

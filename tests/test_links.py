@@ -1,0 +1,140 @@
+"""The "Seedream result image" extra link: computed on the worker, as Airflow 3 does, and stored per task instance.
+
+Airflow 3's task runner calls ``get_link(operator, ti_key=<the running task instance>)`` in ``finalize`` at the end of
+every run (deferrals included) and writes the URL to XCom under ``_link_<ClassName>``; the API server only reads that
+back. The end-to-end test runs a small DAG through ``dag.test()`` and reads those stored links from the metadata DB.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from airflow_provider_seedream.get_provider_info import get_provider_info
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.links import SeedreamResultImageLink, link_for
+from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+
+LINK_KEY = "_link_SeedreamResultImageLink"
+
+
+class RunningTI:
+    def __init__(self, task_id="wait", map_index=-1, run_id="manual__1") -> None:
+        self.dag_id, self.task_id, self.run_id, self.map_index = "links", task_id, run_id, map_index
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key, value) -> None:
+        json.dumps(value)
+        self.xcoms[key] = value
+
+
+@pytest.fixture(scope="module")
+def migrated_db(airflow_home):
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return airflow_home / "airflow.db"
+
+
+def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:
+    """Read one XCom key of every task instance of a finished run from the metadata DB."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key=key)).all()
+        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+
+
+@pytest.mark.parametrize(
+    "urls, link",
+    [(["https://tempfile.example/a.png", "https://b"], "https://tempfile.example/a.png"), ([], ""), (None, ""),
+     (["javascript:alert(1)"], ""), ("https://not-a-list", "")],
+)
+def test_link_for(urls, link):
+    assert link_for(urls) == link
+
+
+def test_link_is_registered_and_attached_to_both_classes():
+    assert get_provider_info()["extra-links"] == ["airflow_provider_seedream.links.SeedreamResultImageLink"]
+    for cls in (SeedreamEditOperator, SeedreamTaskSensor):
+        assert [type(link) for link in cls.operator_extra_links] == [SeedreamResultImageLink]
+    assert SeedreamResultImageLink().name == "Seedream result image"
+    assert SeedreamResultImageLink().xcom_key == LINK_KEY
+
+
+def test_link_returns_the_first_result_url_for_the_task_instance_that_ran(emulator):
+    task_id = SeedreamHook().create_edit_task("p", [emulator.sample_url()])
+    sensor = SeedreamTaskSensor(task_id="wait", seedream_task_id=task_id, deferrable=False, mode="poke",
+                                poke_interval=0.05, timeout=30)
+    ti = RunningTI()
+    link = SeedreamResultImageLink()
+    assert link.get_link(sensor, ti_key=ti) == ""  # before results: no link
+    urls = sensor.execute({"ti": ti})
+    assert link.get_link(sensor, ti_key=ti) == urls[0]
+    # Another task instance's key is never answered from this operator's memory.
+    assert link.get_link(sensor, ti_key=RunningTI(map_index=3)) == ""
+
+
+SMALL_DAG = """
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+
+OUT = os.environ["SEEDREAM_LINK_TEST_OUT"]
+IMAGE = os.environ["SEEDREAM_LINK_TEST_IMAGE"]
+with DAG("seedream_links", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):
+    # Both waits defer (dag.test() runs the trigger inline): the link is computed when the task defers (no result
+    # yet) and again when it resumes.
+    SeedreamEditOperator(task_id="edit", prompt="p", image_urls=[IMAGE], wait_for_completion=True, deferrable=True,
+                         poll_interval=0.1, output_path=OUT)
+    submit = SeedreamEditOperator(task_id="submit", prompt="p", image_urls=[IMAGE])
+    SeedreamTaskSensor(task_id="wait", seedream_task_id=submit.output, poke_interval=0.1, timeout=60,
+                       output_path=OUT)
+"""
+
+
+@pytest.fixture
+def small_dag(tmp_path, monkeypatch, emulator):
+    """A two-task DAG in its own DAG bundle (dag.test() runs only DAGs it can find in a bundle)."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "seedream_links.py").write_text(SMALL_DAG)
+    bundles = [
+        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
+        {"name": "seedream-link-test", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+         "kwargs": {"path": str(folder)}},
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    monkeypatch.setenv("SEEDREAM_LINK_TEST_OUT", f"file://{tmp_path}/out")
+    monkeypatch.setenv("SEEDREAM_LINK_TEST_IMAGE", emulator.sample_url())
+    try:  # Airflow 3.2+
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("seedream_links")
+
+
+def test_dag_test_stores_the_link_for_operator_and_sensor(small_dag, migrated_db, tmp_path, api_key):
+    out = f"file://{tmp_path}/out"
+    run = small_dag.test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    results = stored_xcoms(run, "result_urls")
+    links = stored_xcoms(run, LINK_KEY)
+    assert links == {("edit", -1): results[("edit", -1)][0], ("wait", -1): results[("wait", -1)][0],
+                     ("submit", -1): ""}  # a submit-only task has no result to open
+    assert results[("edit", -1)] != results[("wait", -1)]
+    stored = stored_xcoms(run, "stored_images")
+    assert set(stored) == {("edit", -1), ("wait", -1)}
+    assert all(uri.startswith(out) for uris in stored.values() for uri in uris)
+    assert api_key.encode() not in migrated_db.read_bytes()

@@ -1,0 +1,127 @@
+"""The nightly example DAG end to end through ``dag.test()``: a folder (or bucket) of photos in, stored edits out.
+
+Real task runner, real mapping, uploads to the emulator's File Upload API, deferred waits run inline, results
+streamed to ``file://`` (and, in the second test, to an in-memory bucket), and the stored paths handed downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+import requests
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
+LOGICAL_DATE = pendulum.datetime(2026, 3, 1, 2, tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def migrated_db(airflow_home):
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return airflow_home / "airflow.db"
+
+
+@pytest.fixture
+def kie(emulator, monkeypatch, api_key):
+    conn = {"conn_type": "seedream", "password": api_key, "host": emulator.url,
+            "extra": {"upload_base_url": emulator.url}}
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("SEEDREAM_EXAMPLE_POLL_INTERVAL", "0.2")
+    return emulator
+
+
+def sample_photos(kie, count: int = 3) -> dict[str, bytes]:
+    listing = requests.get(f"{kie.url}/samples/", timeout=10).json()["samples"]
+    chosen: dict[str, bytes] = {}
+    for sample in listing:  # one of each format first, so the run covers PNG, JPEG and WebP inputs
+        if len(chosen) < count and all(not name.endswith(sample["name"][-4:]) for name in chosen):
+            chosen[sample["name"]] = requests.get(sample["url"], timeout=10).content
+    return chosen
+
+
+def load_dag():
+    try:  # Airflow 3.2+
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(EXAMPLES))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("example_seedream_nightly")
+
+
+def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key=key)).all()
+        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+
+
+def test_nightly_dag_edits_a_folder_and_stores_under_a_dated_prefix(kie, migrated_db, tmp_path, monkeypatch,
+                                                                     api_key):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    inputs = sample_photos(kie)
+    for name, data in inputs.items():
+        (photos / name).write_bytes(data)
+    (photos / "README.txt").write_text("not a photo")
+    out = tmp_path / "edited"
+    monkeypatch.setenv("SEEDREAM_NIGHTLY_INPUT", str(photos))
+    monkeypatch.setenv("SEEDREAM_NIGHTLY_OUTPUT", f"file://{out}")
+
+    run = load_dag().test(logical_date=LOGICAL_DATE)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+
+    stats = kie.stats()
+    assert stats["requests"]["createTask"] == 3 and stats["requests"]["upload"] == 3
+    dated = out / "2026-03-01"
+    images = sorted(p for p in dated.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert [p.name.split(".")[0] for p in images] == ["map-0_image-0", "map-1_image-0", "map-2_image-0"]
+    assert all(p.parent.name == "store" and p.stat().st_size > 0 for p in images)
+    assert not list(dated.rglob("*.part-*"))
+
+    manifest = json.loads((dated / "manifest.json").read_text())
+    assert manifest["date"] == "2026-03-01"
+    assert manifest["images"] == [f"file://{p}" for p in images]
+    assert stored_xcoms(run, "return_value")[("publish", -1)] == f"file://{dated}/manifest.json"
+
+    results = stored_xcoms(run, "result_urls")
+    links = stored_xcoms(run, "_link_SeedreamResultImageLink")
+    for index in range(3):
+        assert links[("store", index)] == results[("store", index)][0]
+    sent = [url for task in stats["tasks"].values() for url in task["input"]["image_urls"]]
+    assert all("/files/airflow-seedream/" in url for url in sent)  # uploaded inputs, not local paths
+    assert api_key.encode() not in migrated_db.read_bytes()
+    assert all(api_key not in str(p) for p in dated.rglob("*"))
+
+
+def test_nightly_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
+    """The same DAG with ``memory://`` buckets for photos and results (fsspec's in-memory filesystem)."""
+    from airflow.sdk.io.store import _STORE_CACHE, attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.store.clear()
+    attach("memory", fs=fs)
+    try:
+        for name, data in sample_photos(kie, count=2).items():
+            fs.pipe_file(f"/photos/incoming/{name}", data)
+        monkeypatch.setenv("SEEDREAM_NIGHTLY_INPUT", "memory://photos/incoming")
+        monkeypatch.setenv("SEEDREAM_NIGHTLY_OUTPUT", "memory://edits")
+        run = load_dag().test(logical_date=LOGICAL_DATE)
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        stored = sorted(k for k in fs.store if k.startswith("/edits/2026-03-01/") and "image-0" in k)
+        assert len(stored) == 2 and not any(".part-" in k for k in fs.store)
+        manifest = json.loads(fs.cat_file("/edits/2026-03-01/manifest.json"))
+        assert len(manifest["images"]) == 2
+        assert all(uri.startswith("memory://") and "/edits/2026-03-01/" in uri for uri in manifest["images"])
+    finally:
+        _STORE_CACHE.pop("memory", None)
+        fs.store.clear()
