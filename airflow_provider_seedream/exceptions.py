@@ -127,3 +127,18 @@ class SeedreamTimeoutError(SeedreamError, AirflowSensorTimeout):
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+class SeedreamStorageError(SeedreamError):
+    """A task succeeded (and was paid for) but its images could not be copied to ``output_path``.
+
+    Retrying the Airflow task re-reads the same kie task (no new cost) and stores again, so this one is retryable.
+
+    :param result_urls: kie's temporary result URLs, named in the message too.
+    :param stored: the URIs already stored before the failure.
+    """
+
+    def __init__(self, message: str, *, result_urls: list[str], stored: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.result_urls = list(result_urls)
+        self.stored = list(stored or [])

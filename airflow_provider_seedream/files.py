@@ -313,14 +313,5 @@ def storage_error_message(task_id: str, urls: list[str], problem: str) -> str:
             f"re-reads the same kie task (no new cost) and stores again")
 
 
-class SeedreamStorageError(exc.SeedreamError):
-    """A task succeeded (and was paid for) but its images could not be copied to ``output_path``.
-
-    :param result_urls: kie's temporary result URLs, named in the message too.
-    :param stored: the URIs already stored before the failure.
-    """
-
-    def __init__(self, message: str, *, result_urls: list[str], stored: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.result_urls = list(result_urls)
-        self.stored = list(stored or [])
+# The error lives with the others; named here too for the modules that import it from files.
+SeedreamStorageError = exc.SeedreamStorageError
