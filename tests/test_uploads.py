@@ -20,7 +20,7 @@ from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files, uploads
 from airflow_provider_seedream.emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
-from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
+from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 24
 GIF = b"GIF89a" + b"\0" * 24

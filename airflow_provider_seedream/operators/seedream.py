@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, results, uploads
+from airflow_provider_seedream import core, results, uploads, waiting
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
-from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import BaseOperator, conf
 
 if TYPE_CHECKING:
@@ -20,15 +18,6 @@ if TYPE_CHECKING:
 
 # task_state_store key; renaming it breaks re-attachment for retries already in flight.
 STATE_KEY = "seedream_task"
-# Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
-# report the timeout first, with the kie task id in the message.
-DEFER_SLACK_SECONDS = 120
-
-
-def defer_timeout(timeout: float) -> timedelta:
-    return timedelta(seconds=timeout + DEFER_SLACK_SECONDS)
-
-
 class SeedreamEditOperator(BaseOperator):
     """Submit a Seedream 4.5 edit (``seedream/4.5-edit``) to kie.ai and return the kie task id.
 
@@ -170,33 +159,15 @@ class SeedreamEditOperator(BaseOperator):
         if not self.wait_for_completion:
             return task_id
 
-        started = time.time()
-        deadline = started + self.timeout
-        waiter = core.Waiter(task_id, core.WaitPolicy(self.poll_interval, deadline), started_at=started)
-        step = waiter.observe(self._check_once(task_id), time.time())
+        plan = waiting.WaitPlan.start(task_id, self.poll_interval, self.timeout)
+        step = waiting.observe_once(self, plan.waiter())
         if step.event is not None:  # already finished: no need to defer
             return self.execute_complete(context, dict(step.event))
         if self.deferrable:
-            self.defer(
-                trigger=SeedreamTaskTrigger(
-                    seedream_task_id=task_id,
-                    seedream_conn_id=self.seedream_conn_id,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline,
-                    started_at=started,
-                ),
-                method_name="execute_complete",
-                timeout=defer_timeout(self.timeout),
-            )
-        task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=deadline)
+            waiting.defer(self, plan)
+        task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline)
         results.deliver(self, context, task)
         return task_id
-
-    def _check_once(self, task_id: str) -> core.SeedreamTask | BaseException:
-        try:
-            return self.hook.get_task(task_id)
-        except exc.SeedreamError as error:
-            return error
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Finish after the trigger fired: return the task id, or raise the typed error the event reports."""

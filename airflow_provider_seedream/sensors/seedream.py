@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, results
+from airflow_provider_seedream import core, results, waiting
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream.files import SeedreamStorageError
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
-from airflow_provider_seedream.operators.seedream import defer_timeout
-from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -79,22 +75,6 @@ class SeedreamTaskSensor(BaseSensorOperator):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
-    def _new_waiter(self, task_id: str, started: float, deadline: float) -> core.Waiter:
-        policy = core.WaitPolicy(poll_interval=self.poke_interval, deadline=deadline,
-                                 max_consecutive_errors=self.max_consecutive_errors)
-        return core.Waiter(task_id, policy, started_at=started)
-
-    def _observe_once(self, waiter: core.Waiter) -> core.Step:
-        outcome: core.SeedreamTask | BaseException
-        try:
-            outcome = self.hook._get_task_once(waiter.task_id)
-        except exc.SeedreamError as error:
-            outcome = error
-        step = waiter.observe(outcome, time.time())
-        if step.note:
-            self.log.info("%s", step.note)
-        return step
-
     def execute(self, context: Context) -> Any:
         task_id = core.check_task_id(self.seedream_task_id)
         if self.output_path:  # an unusable destination fails now, not after the wait
@@ -110,32 +90,19 @@ class SeedreamTaskSensor(BaseSensorOperator):
                 raise exc.SeedreamTimeoutError(f"{error} Seedream task {task_id} had not finished; it may still "
                                                "be running on kie.ai", task_id=task_id) from error
 
-        started = time.time()
-        deadline = started + self.timeout
-        step = self._observe_once(self._new_waiter(task_id, started, deadline))
-        if step.event is not None:
+        plan = waiting.WaitPlan.start(task_id, self.poke_interval, self.timeout, self.max_consecutive_errors)
+        step = waiting.observe_once(self, plan.waiter())
+        if step.event is not None:  # already finished: no need to defer
             return self.execute_complete(context, dict(step.event))
-        self.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", task_id,
-                      self.timeout)
-        self.defer(
-            trigger=SeedreamTaskTrigger(
-                seedream_task_id=task_id,
-                seedream_conn_id=self.seedream_conn_id,
-                poll_interval=self.poke_interval,
-                deadline=deadline,
-                started_at=started,
-                max_consecutive_errors=self.max_consecutive_errors,
-            ),
-            method_name="execute_complete",
-            timeout=defer_timeout(self.timeout),
-        )
+        waiting.defer(self, plan)
 
     def poke(self, context: Context) -> PokeReturnValue:
         task_id = core.check_task_id(self.seedream_task_id)
         if self._waiter is None or self._waiter.task_id != task_id:
             # The base class enforces ``timeout`` in poke mode; the waiter only tracks states and tolerated errors.
-            self._waiter = self._new_waiter(task_id, time.time(), float("inf"))
-        step = self._observe_once(self._waiter)
+            self._waiter = waiting.WaitPlan.start(task_id, self.poke_interval, float("inf"),
+                                                  self.max_consecutive_errors).waiter()
+        step = waiting.observe_once(self, self._waiter)
         if step.event is None:
             return PokeReturnValue(is_done=False)
         task = core.resolve_event(step.event, task_id)
@@ -154,7 +121,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
             # A deferred sensor's soft_fail turns every error into a skip (apache/airflow#71255). A result that was
             # paid for but could not be stored must fail loudly instead, so that a retry stores it.
             cause = skip.__cause__
-            if self.soft_fail and isinstance(cause, SeedreamStorageError):
+            if self.soft_fail and isinstance(cause, exc.SeedreamStorageError):
                 raise cause  # noqa: B904 - the storage error (and its own cause) is the story, not the skip
             raise
 

@@ -1,0 +1,81 @@
+"""The wait steps the operator and the sensor share: one status check, then a deferral to the triggerer.
+
+Both check the task once before deferring (a task that already finished, or failed, needs no triggerer), and both
+hand the trigger the same absolute deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from airflow_provider_seedream import core
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+
+# Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
+# report the timeout first, with the kie task id in the message.
+DEFER_SLACK_SECONDS = 120
+
+
+def defer_timeout(timeout: float) -> timedelta:
+    return timedelta(seconds=timeout + DEFER_SLACK_SECONDS)
+
+
+@dataclass(frozen=True)
+class WaitPlan:
+    """One wait for one task: its poll settings and its absolute deadline, fixed when the wait starts."""
+
+    task_id: str
+    poll_interval: float
+    timeout: float
+    max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS
+    started: float = 0.0
+
+    @classmethod
+    def start(cls, task_id: str, poll_interval: float, timeout: float,
+              max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS) -> WaitPlan:
+        return cls(task_id, poll_interval, timeout, max_consecutive_errors, time.time())
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout
+
+    def waiter(self) -> core.Waiter:
+        policy = core.WaitPolicy(poll_interval=self.poll_interval, deadline=self.deadline,
+                                 max_consecutive_errors=self.max_consecutive_errors)
+        return core.Waiter(self.task_id, policy, started_at=self.started)
+
+
+def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
+    """Query the task once (no retries of its own: the waiter counts errors) and feed the outcome to ``waiter``."""
+    outcome: core.SeedreamTask | BaseException
+    try:
+        outcome = operator.hook._get_task_once(waiter.task_id)
+    except exc.SeedreamError as error:
+        outcome = error
+    step = waiter.observe(outcome, time.time())
+    if step.note:
+        operator.log.info("%s", step.note)
+    return step
+
+
+def defer(operator: Any, plan: WaitPlan, method_name: str = "execute_complete") -> NoReturn:
+    """Hand the rest of the wait to the triggerer (raises ``TaskDeferred``)."""
+    operator.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", plan.task_id,
+                      plan.deadline - time.time())
+    operator.defer(
+        trigger=SeedreamTaskTrigger(
+            seedream_task_id=plan.task_id,
+            seedream_conn_id=operator.seedream_conn_id,
+            poll_interval=plan.poll_interval,
+            deadline=plan.deadline,
+            started_at=plan.started,
+            max_consecutive_errors=plan.max_consecutive_errors,
+        ),
+        method_name=method_name,
+        timeout=defer_timeout(plan.timeout),
+    )
+    raise AssertionError("defer() returned")  # pragma: no cover - BaseOperator.defer always raises
