@@ -18,6 +18,9 @@ from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 # Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
 # report the timeout first, with the kie task id in the message.
 DEFER_SLACK_SECONDS = 120
+# How long after deferring the trigger holds back its event: one worker heartbeat (5 s by default) plus a margin, so
+# that Airflow 3.3.2 has seen the deferring worker exit before the task resumes (apache/airflow#72716).
+EVENT_HOLDBACK_SECONDS = 6.0
 
 
 def defer_timeout(timeout: float) -> timedelta:
@@ -74,6 +77,7 @@ def defer(operator: Any, plan: WaitPlan, method_name: str = "execute_complete") 
             deadline=plan.deadline,
             started_at=plan.started,
             max_consecutive_errors=plan.max_consecutive_errors,
+            min_event_delay=EVENT_HOLDBACK_SECONDS,
         ),
         method_name=method_name,
         timeout=defer_timeout(plan.timeout),

@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_seedream.version_compat import AirflowSkipException, TaskDeferred
 
 from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream import waiting
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
@@ -112,6 +113,7 @@ def test_deferrable_wait_defers_then_completes(emulator):
     assert isinstance(trigger, SeedreamTaskTrigger)
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(seconds=180)
+    assert trigger.min_event_delay == waiting.EVENT_HOLDBACK_SECONDS  # apache/airflow#72716
     task_id = ctx["ti"].xcoms["seedream_task_id"]  # pushed before deferring
     assert trigger.seedream_task_id == task_id
     event = run_trigger(trigger)

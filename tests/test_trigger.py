@@ -42,6 +42,7 @@ def test_serialize_holds_plain_data_and_no_key(api_key):
         "started_at": 100.0,
         "max_consecutive_errors": 5,
         "not_found_grace": 30.0,
+        "min_event_delay": 0.0,
     }
     assert api_key not in repr(trigger) and api_key not in json.dumps(kwargs)
 
@@ -144,3 +145,16 @@ async def test_many_triggers_share_one_client(emulator):
     for g in gens:
         await g.aclose()
     assert aio.shared_entries() == {}
+
+
+async def test_event_is_held_back_until_min_event_delay(emulator):
+    """A deferral's trigger must not fire before the deferring worker has surely exited (apache/airflow#72716)."""
+    task_id = submit(emulator, "[emulator: seconds=0.2]")
+    started = time.time()
+    trigger = SeedreamTaskTrigger(task_id, poll_interval=0.1, started_at=started, deadline=started + 30,
+                                  min_event_delay=1.5)
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    assert time.time() - started >= 1.5
+    polls = emulator.count("recordInfo")
+    assert polls < 10  # it waited for the hold, it did not keep polling through it

@@ -30,6 +30,11 @@ class SeedreamTaskTrigger(BaseTrigger):
     :param started_at: when the wait began, seconds since the epoch (drives the poll schedule and the grace period
         for a task that is not visible yet).
     :param max_consecutive_errors: transient errors in a row tolerated before giving up.
+    :param not_found_grace: seconds after ``started_at`` during which "recordInfo is null" means "not visible yet".
+    :param min_event_delay: the earliest moment, in seconds after ``started_at``, the event may be yielded. Operators
+        and sensors set it when they defer: on Airflow 3.3.2 an event that arrives before the scheduler has seen the
+        deferring worker exit can fail the resumed task (apache/airflow#72716), and that window lasts about one
+        worker heartbeat (``[workers] min_heartbeat_interval``, 5 s by default).
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class SeedreamTaskTrigger(BaseTrigger):
         started_at: float | None = None,
         max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
         not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
+        min_event_delay: float = 0.0,
     ) -> None:
         super().__init__()
         self.seedream_task_id = seedream_task_id
@@ -50,6 +56,7 @@ class SeedreamTaskTrigger(BaseTrigger):
         self.started_at = float(started_at) if started_at is not None else time.time()
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.not_found_grace = float(not_found_grace)
+        self.min_event_delay = float(min_event_delay)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -62,6 +69,7 @@ class SeedreamTaskTrigger(BaseTrigger):
                 "started_at": self.started_at,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "not_found_grace": self.not_found_grace,
+                "min_event_delay": self.min_event_delay,
             },
         )
 
@@ -100,4 +108,9 @@ class SeedreamTaskTrigger(BaseTrigger):
             self.log.exception("Trigger for Seedream task %s failed", task_id)
             event = core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
                                                                 f"{type(error).__name__}: {error}", error=error)
+        hold = self.started_at + self.min_event_delay - time.time()
+        if hold > 0:
+            self.log.info("Seedream task %s: %s; reporting it in %.1f s, once the deferring worker has surely "
+                          "exited (apache/airflow#72716)", task_id, event["status"], hold)
+            await asyncio.sleep(hold)
         yield TriggerEvent(dict(event))
