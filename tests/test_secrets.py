@@ -307,7 +307,7 @@ def test_the_key_is_in_no_trigger_rendered_field_xcom_state_or_event(emulator, a
     trigger = deferred.value.trigger
     classpath, kwargs = trigger.serialize()
     assert set(kwargs) == {"seedream_task_id", "seedream_conn_id", "poll_interval", "deadline", "started_at",
-                           "max_consecutive_errors", "not_found_grace"}
+                           "max_consecutive_errors", "not_found_grace", "min_event_delay"}
     assert key not in json.dumps(kwargs) and key not in repr(trigger) and key not in str(deferred.value.kwargs)
     try:  # Airflow 3.2+ serializes trigger kwargs with airflow.sdk.serde
         from airflow.sdk.serde import serialize
