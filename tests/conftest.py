@@ -106,3 +106,32 @@ class Logs:
 @pytest.fixture
 def logs(capfd) -> Logs:
     return Logs(capfd)
+
+
+@pytest.fixture(scope="session")
+def migrated_db(airflow_home) -> Path:
+    """The session's metadata DB, migrated once (``dag.test()`` needs one)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return airflow_home / "airflow.db"
+
+
+@pytest.fixture
+def memory_fs():
+    """fsspec's in-memory filesystem, attached for ``memory://`` and for ``s3://fake_s3@...`` (no network)."""
+    from airflow.sdk.io.store import _STORE_CACHE, attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.store.clear()
+    fs.pseudo_dirs[:] = [""]
+    attach("memory", fs=fs)
+    attach(protocol="s3", conn_id="fake_s3", fs=fs)
+    yield fs
+    _STORE_CACHE.pop("memory", None)
+    _STORE_CACHE.pop("s3-fake_s3", None)
+    fs.store.clear()

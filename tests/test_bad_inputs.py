@@ -14,19 +14,9 @@ import pytest
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+from support import RecordingTI
 
 URL = "https://example.com/photo.png"
-
-
-class RecordingTI:
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcoms[key] = value
-
-    def xcom_pull(self, *args, **kwargs) -> None:  # a templated pull of a value that was never pushed
-        return None
 
 
 def requests_sent(emulator) -> int:

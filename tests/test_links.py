@@ -8,8 +8,6 @@ back. The end-to-end test runs a small DAG through ``dag.test()`` and reads thos
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -30,14 +28,6 @@ class RunningTI:
     def xcom_push(self, key, value) -> None:
         json.dumps(value)
         self.xcoms[key] = value
-
-
-@pytest.fixture(scope="module")
-def migrated_db(airflow_home):
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return airflow_home / "airflow.db"
 
 
 def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:

@@ -7,8 +7,6 @@ streamed to ``file://`` (and, in the second test, to an in-memory bucket), and t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pendulum
@@ -17,14 +15,6 @@ import requests
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 LOGICAL_DATE = pendulum.datetime(2026, 3, 1, 2, tz="UTC")
-
-
-@pytest.fixture(scope="module")
-def migrated_db(airflow_home):
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return airflow_home / "airflow.db"
 
 
 @pytest.fixture

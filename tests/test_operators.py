@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import timedelta
 
 import pytest
@@ -14,52 +12,7 @@ from airflow_provider_seedream import waiting
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
-
-
-class RecordingTI:
-    """Stands in for Airflow's task instance: keeps what is pushed to XCom, and checks it is JSON."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        json.dumps(value)
-        self.xcoms[key] = value
-
-
-class DictStateStore:
-    """Stands in for Airflow 3.3's task_state_store (get/set/delete), surviving between tries."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, object] = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def set(self, key, value) -> None:
-        json.dumps(value)
-        self.data[key] = value
-
-    def delete(self, key) -> None:
-        self.data.pop(key, None)
-
-
-def context(store: DictStateStore | None = None) -> dict:
-    ctx: dict = {"ti": RecordingTI()}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
-
-
-def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
-    classpath, kwargs = trigger.serialize()
-    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
-
-    async def first():
-        async for event in rebuilt.run():
-            return event.payload
-
-    return asyncio.run(first())
+from support import DictStateStore, context, run_trigger
 
 
 def edit_op(emulator, **kwargs) -> SeedreamEditOperator:

@@ -23,17 +23,17 @@ def no_jitter() -> float:
         (0.0, 2.0, 2.0),
         (10.0, 2.0, 2.0),
         (30.0, 2.0, 2.0),
-        # ... then rising to 8 s by 2 minutes (kie: 5-10 s until 2 min) ...
-        (75.0, 2.0, 5.0),
-        (120.0, 2.0, 8.0),
+        # ... then rising to 6 s by 2 minutes (kie: 5-10 s until 2 min) ...
+        (75.0, 2.0, 4.0),
+        (120.0, 2.0, 6.0),
         # ... then to 24 s by 5 minutes (kie: 15-30 s afterwards), and flat.
-        (210.0, 2.0, 16.0),
+        (210.0, 2.0, 15.0),
         (300.0, 2.0, 24.0),
         (3600.0, 2.0, 24.0),
         # The default base of 5 s: frequent for 75 s, then capped at kie's 30 s.
         (60.0, 5.0, 5.0),
         (75.0, 5.0, 5.0),
-        (300.0, 5.0, 20.0),
+        (300.0, 5.0, 15.0),
         (3600.0, 5.0, 30.0),
         # A base longer than the cap is the user's choice and is kept.
         (0.0, 45.0, 45.0),
@@ -41,7 +41,7 @@ def no_jitter() -> float:
         # Tests poll every 0.2 s against 1-3 s tasks: still every 0.2 s for the first 3 s.
         (0.0, 0.2, 0.2),
         (3.0, 0.2, 0.2),
-        (6.0, 0.2, 0.4),
+        (6.0, 0.2, 1 / 3),
         # Clock skew between machines can make the elapsed time negative: it counts as zero.
         (-50.0, 2.0, 2.0),
     ],
@@ -98,8 +98,8 @@ def polls_until(run_seconds: float, pause_for: object) -> int:
     [
         (20.0, 11, 11),  # within the first 15 bases the schedule is a fixed poll
         (45.0, 24, 23),
-        (120.0, 61, 38),
-        (600.0, 301, 63),
+        (120.0, 61, 42),
+        (600.0, 301, 69),
     ],
 )
 def test_backing_off_saves_queries_on_long_tasks(run_seconds: float, fixed_polls: int, scheduled_polls: int) -> None:

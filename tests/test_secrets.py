@@ -24,6 +24,7 @@ from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEdit
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import TaskDeferred
+from support import DictStateStore, RecordingTI, run_trigger
 
 CONN_ENV = "AIRFLOW_CONN_SEEDREAM_DEFAULT"
 URL = "https://example.com/photo.png"
@@ -105,40 +106,6 @@ def chain_text(error: BaseException | None) -> str:
         parts += [str(error), repr(error), repr(getattr(error, "args", ()))]
         error = error.__cause__ or error.__context__
     return "\n".join(parts)
-
-
-class RecordingTI:
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcoms[key] = value
-
-
-class DictStateStore:
-    def __init__(self) -> None:
-        self.data: dict[str, object] = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def set(self, key, value) -> None:
-        self.data[key] = value
-
-    def delete(self, key) -> None:
-        self.data.pop(key, None)
-
-
-def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
-    _, kwargs = trigger.serialize()
-    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
-
-    async def first() -> dict:
-        async for event in rebuilt.run():
-            return event.payload
-        raise AssertionError("no event")
-
-    return asyncio.run(first())
 
 
 # ------------------------------------------------------------------------------------- no key over plain http

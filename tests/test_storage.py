@@ -7,7 +7,6 @@ object-store code path (no folders, ``conn_id@`` in the URI) runs without a netw
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -24,8 +23,8 @@ from airflow_provider_seedream.files import SeedreamStorageError
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
-from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import TaskDeferred
+from support import run_trigger
 
 RUN_ID = "manual__2026-01-02T03:04:05+00:00"
 SAFE_RUN = files.safe_component(RUN_ID)
@@ -62,36 +61,8 @@ def poke_sensor(kie_task_id: str, output_path, **kwargs) -> SeedreamTaskSensor:
                               poke_interval=0.05, timeout=30, **kwargs)
 
 
-def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
-    _, kwargs = trigger.serialize()
-    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
-
-    async def first():
-        async for event in rebuilt.run():
-            return event.payload
-
-    return asyncio.run(first())
-
-
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def memory_fs():
-    """fsspec's in-memory filesystem, attached for ``memory://`` and for ``s3://fake_s3@...`` (no network)."""
-    from airflow.sdk.io.store import _STORE_CACHE, attach
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    fs = MemoryFileSystem()
-    fs.store.clear()
-    fs.pseudo_dirs[:] = [""]
-    attach("memory", fs=fs)
-    attach(protocol="s3", conn_id="fake_s3", fs=fs)
-    yield fs
-    _STORE_CACHE.pop("memory", None)
-    _STORE_CACHE.pop("s3-fake_s3", None)
-    fs.store.clear()
 
 
 # ------------------------------------------------------------------------------------------------------ pure: names

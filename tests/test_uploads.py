@@ -21,40 +21,10 @@ from airflow_provider_seedream import files, uploads
 from airflow_provider_seedream.emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
+from support import DictStateStore, context
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 24
 GIF = b"GIF89a" + b"\0" * 24
-
-
-class RecordingTI:
-    def __init__(self) -> None:
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        json.dumps(value)
-        self.xcoms[key] = value
-
-
-class DictStateStore:
-    def __init__(self) -> None:
-        self.data: dict[str, object] = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def set(self, key, value) -> None:
-        json.dumps(value)
-        self.data[key] = value
-
-    def delete(self, key) -> None:
-        self.data.pop(key, None)
-
-
-def context(store: DictStateStore | None = None) -> dict:
-    ctx: dict = {"ti": RecordingTI()}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
 
 
 def connection_env(url: str, api_key: str) -> str:
@@ -83,21 +53,6 @@ def photos(kie, tmp_path) -> dict[str, Path]:
             found[kind] = path
     assert {"png", "jpeg", "webp"} <= set(found)
     return found
-
-
-@pytest.fixture
-def memory_fs():
-    from airflow.sdk.io.store import _STORE_CACHE, attach
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    fs = MemoryFileSystem()
-    fs.store.clear()
-    attach("memory", fs=fs)
-    attach(protocol="s3", conn_id="fake_s3", fs=fs)
-    yield fs
-    _STORE_CACHE.pop("memory", None)
-    _STORE_CACHE.pop("s3-fake_s3", None)
-    fs.store.clear()
 
 
 def edit(kie, image_urls, **kwargs) -> SeedreamEditOperator:
