@@ -106,9 +106,10 @@ class PollBudget:
     def pause(self, seconds: float) -> None:
         """Give no grant for ``seconds`` from now: kie said the key's budget is spent (by someone else, too)."""
         if seconds > 0:
-            resume = self._clock() + seconds
+            now = self._clock()
+            resume = now + seconds
             if resume > self._next_free:
-                self.paused_for += resume - max(self._next_free, self._clock())
+                self.paused_for += resume - max(self._next_free, now)
                 self._next_free = resume
 
     def close(self) -> None:

@@ -11,15 +11,16 @@ first 30 s, 5-10 s until 2 minutes, 15-30 s afterwards". At a base of 2 s the sc
 elapsed (in bases)  pause (in bases)        at a base of 2 s
 ==================  ======================  ============================
 0 .. 15             1                       every 2 s for the first 30 s
-15 .. 60            rises from 1 to 4       2 s -> 8 s by 2 minutes
-60 .. 150           rises from 4 to 12      8 s -> 24 s by 5 minutes
+15 .. 60            rises from 1 to 3       2 s -> 6 s by 2 minutes
+60 .. 150           rises from 3 to 12      6 s -> 24 s by 5 minutes
 beyond              12                      24 s
 ==================  ======================  ============================
 
 The pause is capped at 30 s (kie's longest recommended pause) unless the base itself is longer, and carries +-10 %
 jitter so that waits started together (a mapped fan-out) do not poll in lockstep. The rises are linear rather than
-steps: a step from 2 s to 5 s at exactly 30 s would make a task that ends at 31 s wait twice as long as one that
-ends at 29 s, and Seedream edits end in that range all the time.
+steps, and the first one is gentle, because that is where Seedream edits that run long end (half of them take about
+20 s, one in five more than 30 s, few more than a minute): a step from 2 s to 5 s at exactly 30 s would make a task
+that ends at 31 s wait twice as long as one that ends at 29 s.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import random
 from collections.abc import Callable
 
 #: The schedule as (elapsed, pause) corner points, both in units of ``poll_interval``; linear in between.
-SCHEDULE: tuple[tuple[float, float], ...] = ((0.0, 1.0), (15.0, 1.0), (60.0, 4.0), (150.0, 12.0))
+SCHEDULE: tuple[tuple[float, float], ...] = ((0.0, 1.0), (15.0, 1.0), (60.0, 3.0), (150.0, 12.0))
 #: kie's longest recommended pause between two status queries of one task.
 MAX_PAUSE_SECONDS = 30.0
 #: Relative jitter: the pause is drawn uniformly from ``target * (1 +- JITTER)``.

@@ -300,9 +300,9 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
         ("peak req/s, sliding 1 s windows", "peak_rps_sliding", str),
         ("peak req/s, fixed 1 s windows", "peak_rps_fixed", str),
         ("HTTP 429 answers", "rate_limited_429", str),
-        ("detection latency p50 (s)", "latency_p50_s", fmt),
-        ("detection latency p95 (s)", "latency_p95_s", fmt),
-        ("detection latency max (s)", "latency_max_s", fmt),
+        ("detection latency p50 (s) *", "latency_p50_s", fmt),
+        ("detection latency p95 (s) *", "latency_p95_s", fmt),
+        ("detection latency max (s) *", "latency_max_s", fmt),
         ("requests per task", "requests_per_task", fmt),
         ("CPU ms per poll", "cpu_ms_per_poll", lambda v: fmt(v, 3)),
         ("RSS per waiting trigger (KB)", "rss_per_waiting_trigger_kb", lambda v: fmt(v, 1)),
@@ -328,26 +328,37 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
           f"{emu_config['record_info_window_seconds']:g} s per key (sliding window); 429 beyond")
     print()
     print(table(rows))
+    print("  * over the tasks detected before the timeout; tasks never detected are not in these figures")
     print()
     print(f"round-robin bound N/(2*budget) = {args.tasks}/(2*{args.budget:g}) = {bound:.2f} s")
     targets: dict[str, bool] = {}
     ours = runs.get("ours")
     if ours is not None:
         f = ours.figures
-        targets["zero_429"] = f["rate_limited_429"] == 0
-        targets["peak_rate_within_budget"] = f["peak_rps_sliding"] <= args.budget
-        targets["everything_detected"] = f["detected"] == args.tasks
-        targets["p50_at_or_below_round_robin_bound"] = f["latency_p50_s"] is not None and f["latency_p50_s"] <= bound
-        targets["rss_under_20_kb_per_waiting_trigger"] = f["rss_per_waiting_trigger_kb"] < 20.0
+        groups = {
+            "N = 1000": {
+                "zero_429": f["rate_limited_429"] == 0,
+                "peak_rate_within_budget": f["peak_rps_sliding"] <= args.budget,
+                "everything_detected": f["detected"] == args.tasks,
+                "p50_at_or_below_round_robin_bound":
+                    f["latency_p50_s"] is not None and f["latency_p50_s"] <= bound,
+                "rss_under_20_kb_per_waiting_trigger": f["rss_per_waiting_trigger_kb"] < 20.0,
+            },
+            "N = 20": {
+                "p95_under_3_s": f["latency_p95_s"] is not None and f["latency_p95_s"] < 3.0,
+                f"fewer_requests_per_task_than_fixed_{args.naive_interval:g}_s":
+                    f["requests_per_task"] < ideal["requests_per_task"],
+            },
+        }
         if "naive" in runs:
-            naive_cpu = runs["naive"].figures["cpu_ms_per_poll"]
-            targets["cpu_per_poll_at_most_a_third_of_naive"] = f["cpu_ms_per_poll"] <= naive_cpu / 3
-        targets["p95_under_3_s"] = f["latency_p95_s"] is not None and f["latency_p95_s"] < 3.0
-        targets[f"fewer_requests_per_task_than_fixed_{args.naive_interval:g}_s"] = \
-            f["requests_per_task"] < ideal["requests_per_task"]
-        print("targets (the issue sets the first six for N = 1000 and the last two for N = 20):")
-        for name, met in targets.items():
-            print(f"  {'met    ' if met else 'NOT met'}  {name}")
+            groups["N = 1000"]["cpu_per_poll_at_most_a_third_of_naive"] = \
+                f["cpu_ms_per_poll"] <= runs["naive"].figures["cpu_ms_per_poll"] / 3
+        print(f"targets of the issue, evaluated on this run (N = {args.tasks}):")
+        for group, checks in groups.items():
+            print(f"  set for {group}:")
+            for name, met in checks.items():
+                print(f"    {'met    ' if met else 'NOT met'}  {name}")
+                targets[name] = met
     return {
         "benchmark": "triggerer_scale",
         "tasks": args.tasks,
