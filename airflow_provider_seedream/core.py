@@ -39,6 +39,7 @@ MAX_URL_CHARS = 2048
 
 # kie's documented recordInfo budget is 10 requests/s per key; stay safely under it by default.
 DEFAULT_POLLS_PER_SECOND = 8.0
+MAX_POLLS_PER_SECOND = 9.0
 # A task created a moment ago may answer "recordInfo is null" for a short while.
 DEFAULT_NOT_FOUND_GRACE = 30.0
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
@@ -276,8 +277,10 @@ def settings_from_connection(
         rate = float(rate)
     except (TypeError, ValueError):
         raise _invalid("extra.polls_per_second", f"must be a number, got {_short(rate)}") from None
-    if not 0 < rate <= 10:
-        raise _invalid("extra.polls_per_second", f"must be above 0 and at most 10 (kie's limit), got {rate:g}")
+    if not 0 < rate <= MAX_POLLS_PER_SECOND:
+        # kie allows 10/s, but requests paced at exactly 10/s arrive a few ms apart unevenly and draw 429s.
+        raise _invalid("extra.polls_per_second", f"must be above 0 and at most {MAX_POLLS_PER_SECOND:g} (kie allows "
+                                                 f"10 per second), got {rate:g}")
     return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate)
 
 
@@ -543,12 +546,13 @@ def backoff_seconds(
 
     Jitter spreads a burst of refused submits over the window instead of bringing them back all at once.
     """
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = ceiling * (0.5 + 0.5 * rng())
     if retry_after is not None:
-        # Honour the server's word, plus a little jitter so that every refused client does not return at once.
-        delay = max(delay, retry_after + min(1.0, retry_after * 0.25 + 0.05) * rng())
-    return delay
+        # The server said when a slot frees: come back then (plus a little jitter so that every refused client does
+        # not return at once), not later. Growing the wait past it only idles while kie's 10 s window reopens.
+        retry_after = max(retry_after, 0.1)
+        return retry_after + min(1.0, 0.1 * retry_after + 0.05) * rng()
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return ceiling * (0.5 + 0.5 * rng())
 
 
 def retry_after_of(error: BaseException | None) -> float | None:

@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 
 from airflow_provider_seedream import core
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 
 # Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
 # report the timeout first, with the kie task id in the message.
@@ -67,6 +66,9 @@ def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
 
 def defer(operator: Any, plan: WaitPlan, method_name: str = "execute_complete") -> NoReturn:
     """Hand the rest of the wait to the triggerer (raises ``TaskDeferred``)."""
+    # Imported here: parsing a DAG that uses the operator should not pay for the trigger's async stack.
+    from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+
     operator.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", plan.task_id,
                       plan.deadline - time.time())
     operator.defer(

@@ -138,7 +138,7 @@ def test_missing_key_is_an_auth_error_naming_the_connection():
         core.settings_from_connection(conn_id="my_conn", host=None, password=None, extra={})
 
 
-@pytest.mark.parametrize("rate", [0, 11, "fast", -1])
+@pytest.mark.parametrize("rate", [0, 11, 10, 9.5, "fast", -1])
 def test_bad_poll_rate(rate):
     with pytest.raises(exc.SeedreamValidationError, match="extra.polls_per_second"):
         core.settings_from_connection(conn_id="c", host=None, password="k", extra={"polls_per_second": rate})

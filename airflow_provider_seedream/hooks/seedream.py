@@ -12,21 +12,24 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
-import requests
 import tenacity
 
 from airflow_provider_seedream import aio, core, files
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
 
+if TYPE_CHECKING:
+    import requests
+
 SubmitPredicate = Callable[[BaseException], bool]
 
 
 def _requests_error(error: requests.RequestException, what: str) -> exc.SeedreamTransportError:
     """Classify a ``requests`` failure by whether the request may have reached kie."""
+    import requests  # imported here: DAG files that only import the operator skip it
     sent = not isinstance(error, requests.ConnectTimeout)
     if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.ReadTimeout):
         # urllib3 wraps "could not connect" in NewConnectionError / NameResolutionError: nothing was sent.
@@ -180,6 +183,7 @@ class SeedreamHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
+        import requests  # imported here: DAG files that only import the operator skip it
         session = requests.Session()
         session.headers.update(self.settings.headers)
         return session
@@ -187,6 +191,7 @@ class SeedreamHook(BaseHook):
     @cached_property
     def download_session(self) -> requests.Session:
         """A session for result images: it never carries the API key, since result links live on other hosts."""
+        import requests  # imported here: DAG files that only import the operator skip it
         session = requests.Session()
         # Ask for the bytes as stored, so that Content-Length can be compared with what was written.
         session.headers.update({"Accept-Encoding": "identity"})
@@ -195,6 +200,7 @@ class SeedreamHook(BaseHook):
     # ---------------------------------------------------------------------------------------------------- transport
     def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
         """Send one request and return the answer's ``data``, or raise the typed error it stands for."""
+        import requests  # imported here: DAG files that only import the operator skip it
         timeout = (self.connect_timeout, self.timeout)
         try:
             if fresh_connection:
@@ -339,6 +345,7 @@ class SeedreamHook(BaseHook):
 
         No API key is sent: result links are public, and they live on hosts other than kie's API.
         """
+        import requests  # imported here: DAG files that only import the operator skip it
         try:
             return self.download_session.get(url, stream=True, timeout=(self.connect_timeout, self.timeout))
         except requests.RequestException as error:

@@ -94,7 +94,7 @@ class SeedreamTaskTrigger(BaseTrigger):
                 while event is None:
                     outcome: core.SeedreamTask | BaseException
                     try:
-                        priority = core.poll_priority(time.time() - self.started_at)
+                        priority = core.poll_priority(time.time() - self.started_at, self.poll_interval)
                         outcome = await hook.aget_task(task_id, priority=priority)
                     except exc.SeedreamError as error:
                         outcome = error
