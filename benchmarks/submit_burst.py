@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import random
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,30 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--submit-timeout", type=float, default=600.0,
                         help="the hook's submit_timeout in emulated seconds (default 600, the hook's default)")
     parser.add_argument("--log", default=os.devnull, help="where the hook's log lines go (default: discarded)")
-    parser.add_argument("--proposed-backoff", action="store_true",
-                        help="replace core.backoff_seconds, in this process only, by the change proposed in "
-                             "README.md (wait what Retry-After says plus a little jitter, no exponential growth "
-                             "on top), to measure it before it lands")
     return parser.parse_args(argv)
-
-
-def proposed_backoff_seconds(
-    attempt: int,
-    *,
-    retry_after: float | None = None,
-    base: float = 1.0,
-    cap: float = 60.0,
-    rng: Callable[[], float] = random.random,
-) -> float:
-    """The retry wait proposed for ``core.backoff_seconds``: kie's ``Retry-After`` when it gives one.
-
-    The server says when a slot frees; waiting longer (the exponential term growing with every refusal) leaves the
-    window unused. The jitter (a tenth of the wait, at most 1 s) keeps refused clients from returning at one instant.
-    """
-    if retry_after is not None:
-        return retry_after + min(1.0, 0.1 * retry_after + 0.05) * rng()
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return ceiling * (0.5 + 0.5 * rng())
 
 
 def theoretical_minimum(tasks: int, limit: int = KIE_CREATE_LIMIT, window: float = KIE_CREATE_WINDOW) -> float:
@@ -96,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         from airflow_provider_seedream import core
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
-        if args.proposed_backoff:
-            core.backoff_seconds = proposed_backoff_seconds  # type: ignore[assignment]
 
         image = f"{emu.url}/samples/sneaker-1x1.png"
         edits = [core.build_edit_input(f"edit number {index}: put the sneaker on sand", [image])
@@ -153,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{emu_config['create_window_seconds']:g} s per key (sliding window), 429 + Retry-After beyond")
     print(f"  time scale {scale:g} (times in emulated seconds); hook retry_base {args.retry_base:g} s, "
           f"submit_timeout {args.submit_timeout:g} s; pool: {args.pool or 'none'}; retry wait: "
-          f"{'the proposed Retry-After wait (--proposed-backoff)' if args.proposed_backoff else 'the hook as it is'}")
+          f"the hook as it is")
     print()
     print(f"  accepted                         {len(accepted)}/{args.tasks}")
     print(f"  failed                           {len(failures)}")
@@ -182,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         "time_scale": scale,
         "pool": args.pool,
         "retry_base": args.retry_base,
-        "proposed_backoff": args.proposed_backoff,
         "accepted": len(accepted),
         "failures": len(failures),
         "duplicates": duplicates,
