@@ -14,7 +14,7 @@ import ipaddress
 import json
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
@@ -730,10 +730,6 @@ class Waiter:
         else:
             message = f"waiting for Seedream task {self.task_id} failed: {error}"
         return Step(make_event(EVENT_ERROR, self.task_id, message, error=error))
-
-
-def first_result_url(urls: Sequence[str] | None) -> str | None:
-    return urls[0] if urls else None
 
 
 def describe_urls(urls: Iterable[str]) -> str:
