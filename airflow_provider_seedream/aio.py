@@ -178,7 +178,7 @@ _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Share
 # Clients being closed after their last lease: held here so that a cancelled leaseholder cannot orphan the close.
 _CLOSING: set[asyncio.Task[None]] = set()
 
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CONNECT_TIMEOUT = 10.0
 
 
 def _rate_limit_listener(budget: PollBudget) -> Callable[[httpx.Response], Awaitable[None]]:
@@ -215,7 +215,7 @@ def _new_client(settings: core.ConnectionSettings, budget: PollBudget) -> httpx.
     return httpx.AsyncClient(
         headers=settings.headers,
         verify=_ssl_context(),
-        timeout=DEFAULT_TIMEOUT,
+        timeout=httpx.Timeout(settings.timeout, connect=CONNECT_TIMEOUT),
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         follow_redirects=False,
         event_hooks={"response": [_rate_limit_listener(budget)]},

@@ -39,6 +39,9 @@ MAX_URL_CHARS = 2048
 
 # kie's documented recordInfo budget is 10 requests/s per key; stay safely under it by default.
 DEFAULT_POLLS_PER_SECOND = 8.0
+# Seconds to wait for one answer (connection extra ``timeout``); a createTask that times out is never resubmitted.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+MAX_TIMEOUT_SECONDS = 600.0
 MAX_POLLS_PER_SECOND = 9.0
 # A task created a moment ago may answer "recordInfo is null" for a short while.
 DEFAULT_NOT_FOUND_GRACE = 30.0
@@ -227,6 +230,7 @@ class ConnectionSettings:
     api_key: str = field(repr=False)
     upload_base_url: str = DEFAULT_UPLOAD_BASE_URL
     polls_per_second: float = DEFAULT_POLLS_PER_SECOND
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
 
     @property
     def headers(self) -> dict[str, str]:
@@ -258,6 +262,11 @@ def _normalize_base_url(field_name: str, raw: str | None, default: str, port: in
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
+def _extra_or(extra: Mapping[str, Any], key: str, default: Any) -> Any:
+    value = extra.get(key)
+    return default if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
 def settings_from_connection(
     *,
     conn_id: str,
@@ -272,7 +281,8 @@ def settings_from_connection(
         raise exc.SeedreamAuthError(f"connection {conn_id!r} has no API key: put the kie.ai key in its password")
     base_url = _normalize_base_url("host", host, DEFAULT_BASE_URL, port)
     upload = _normalize_base_url("extra.upload_base_url", extra.get("upload_base_url"), DEFAULT_UPLOAD_BASE_URL)
-    rate = extra.get("polls_per_second", DEFAULT_POLLS_PER_SECOND)
+    # The connection form stores an empty optional field as null (or ""): that means "the default".
+    rate = _extra_or(extra, "polls_per_second", DEFAULT_POLLS_PER_SECOND)
     try:
         rate = float(rate)
     except (TypeError, ValueError):
@@ -281,7 +291,15 @@ def settings_from_connection(
         # kie allows 10/s, but requests paced at exactly 10/s arrive a few ms apart unevenly and draw 429s.
         raise _invalid("extra.polls_per_second", f"must be above 0 and at most {MAX_POLLS_PER_SECOND:g} (kie allows "
                                                  f"10 per second), got {rate:g}")
-    return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate)
+    timeout = _extra_or(extra, "timeout", DEFAULT_TIMEOUT_SECONDS)
+    try:
+        timeout = float(timeout)
+    except (TypeError, ValueError):
+        raise _invalid("extra.timeout", f"must be a number of seconds, got {_short(timeout)}") from None
+    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        raise _invalid("extra.timeout", f"must be above 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {timeout:g}")
+    return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate,
+                              timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------------------------------

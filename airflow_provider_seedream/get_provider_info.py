@@ -48,6 +48,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Poll budget per API key and triggerer process (kie allows 10; default 8)",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "timeout": {
+                        "label": "Request timeout (s)",
+                        "description": "Seconds to wait for one answer from kie.ai (default 30)",
+                        "schema": {"type": ["number", "null"]},
+                    },
                 },
             }
         ],

@@ -144,6 +144,25 @@ def test_bad_poll_rate(rate):
         core.settings_from_connection(conn_id="c", host=None, password="k", extra={"polls_per_second": rate})
 
 
+@pytest.mark.parametrize("timeout", [0, -1, 601, "slow"])
+def test_bad_timeout(timeout):
+    with pytest.raises(exc.SeedreamValidationError, match="extra.timeout"):
+        core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": timeout})
+
+
+def test_timeout_extra_is_read():
+    assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={}).timeout == 30.0
+    assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": "90"}).timeout == 90.0
+
+
+@pytest.mark.parametrize("empty", [None, "", "  "])
+def test_empty_optional_extras_mean_the_defaults(empty):
+    """The connection form stores an optional field left empty as null or an empty string."""
+    extra = {"timeout": empty, "polls_per_second": empty, "upload_base_url": empty}
+    s = core.settings_from_connection(conn_id="c", host=None, password="k", extra=extra)
+    assert (s.timeout, s.polls_per_second, s.upload_base_url) == (30.0, 8.0, "https://kieai.redpandaai.co")
+
+
 def test_settings_repr_hides_the_key():
     s = core.settings_from_connection(conn_id="c", host=None, password="sekrit-123", extra={})
     assert "sekrit-123" not in repr(s)

@@ -195,3 +195,12 @@ def test_the_key_never_reaches_logs(emulator, logs, api_key):
     h.test_connection()
     assert api_key not in logs.text()
     assert api_key not in repr(h.settings)
+
+
+def test_connection_timeout_extra_applies_to_sync_reads(emulator, monkeypatch, api_key):
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps({
+        "conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"timeout": 0.5}}))
+    emulator.faults("credit", {"kind": "delay", "seconds": 2})
+    with pytest.raises(exc.SeedreamTransportError, match="ReadTimeout"):
+        SeedreamHook(max_retries=0).get_credits()
+    assert SeedreamHook(max_retries=0, timeout=5).get_credits() > 0  # the hook's own argument wins

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import pytest
+
 from airflow_provider_seedream.get_provider_info import get_provider_info
 
 
@@ -32,7 +34,7 @@ def test_providers_manager_sees_hook_and_connection_form():
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
     assert behaviour["relabeling"]["password"] == "API key"
     widgets = set(pm.connection_form_widgets)
-    assert {"extra__seedream__upload_base_url", "extra__seedream__polls_per_second"} <= widgets
+    assert {"extra__seedream__upload_base_url", "extra__seedream__polls_per_second", "extra__seedream__timeout"} <= widgets
 
 
 def test_every_listed_module_imports():
@@ -66,4 +68,9 @@ def test_hook_form_methods_agree_with_provider_info():
     assert python["hidden_fields"] == kebab["hidden-fields"]
     assert python["relabeling"] == kebab["relabeling"]
     assert python["placeholders"] == kebab["placeholders"]
-    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second"}
+    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout"}
+    from airflow_provider_seedream.version_compat import AIRFLOW_V_3_2_PLUS
+
+    if not AIRFLOW_V_3_2_PLUS:  # 3.1 builds the extra fields from the hook's widgets
+        pytest.importorskip("wtforms")
+        assert set(SeedreamHook.get_connection_form_widgets()) == set(yaml["conn-fields"])

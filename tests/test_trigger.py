@@ -77,13 +77,11 @@ async def test_transient_faults_are_tolerated(emulator):
     assert emulator.count("createTask") == 1
 
 
-async def test_read_timeout_is_tolerated(emulator, monkeypatch):
-    import httpx
-
-    from airflow_provider_seedream import aio
-
-    monkeypatch.setattr(aio, "DEFAULT_TIMEOUT", httpx.Timeout(0.5))
+async def test_read_timeout_is_tolerated(emulator, monkeypatch, api_key):
     task_id = submit(emulator)
+    # The connection's extra ``timeout`` reaches the shared async client: a 2 s silence is a timeout at 0.5 s.
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps({
+        "conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"timeout": 0.5}}))
     emulator.faults("recordInfo", {"kind": "delay", "seconds": 2})
     event = await first_event(SeedreamTaskTrigger(task_id, poll_interval=0.1, deadline=time.time() + 30))
     assert event["status"] == "success"

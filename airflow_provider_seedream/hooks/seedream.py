@@ -99,8 +99,9 @@ class SeedreamHook(BaseHook):
     """Talk to kie.ai's Market API for Seedream 4.5 edits.
 
     :param seedream_conn_id: the Airflow connection: API key in ``password``, base URL in ``host``
-        (default ``https://api.kie.ai``), optional extras ``upload_base_url`` and ``polls_per_second``.
-    :param timeout: seconds to wait for an answer to one request.
+        (default ``https://api.kie.ai``), optional extras ``upload_base_url``, ``polls_per_second`` and ``timeout``.
+    :param timeout: seconds to wait for an answer to one request; ``None`` takes the connection's extra ``timeout``
+        (default 30 s).
     :param connect_timeout: seconds to wait for a connection.
     :param max_retries: how many times a read (recordInfo, credit) is sent again after a transient error.
     :param retry_base: the first backoff, in seconds; it doubles with every try (with jitter) up to 60 s.
@@ -117,7 +118,7 @@ class SeedreamHook(BaseHook):
         self,
         seedream_conn_id: str = default_conn_name,
         *,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         connect_timeout: float = 10.0,
         max_retries: int = 4,
         retry_base: float = 1.0,
@@ -154,6 +155,7 @@ class SeedreamHook(BaseHook):
         return {
             "upload_base_url": StringField(lazy_gettext("Upload base URL"), widget=BS3TextFieldWidget()),
             "polls_per_second": StringField(lazy_gettext("Status queries per second"), widget=BS3TextFieldWidget()),
+            "timeout": StringField(lazy_gettext("Request timeout (s)"), widget=BS3TextFieldWidget()),
         }
 
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> core.ConnectionSettings:
@@ -198,10 +200,14 @@ class SeedreamHook(BaseHook):
         return session
 
     # ---------------------------------------------------------------------------------------------------- transport
+    def _timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts: the hook's own, else the connection's extra ``timeout``."""
+        return self.connect_timeout, self.timeout if self.timeout is not None else self.settings.timeout
+
     def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
         """Send one request and return the answer's ``data``, or raise the typed error it stands for."""
         import requests  # imported here: DAG files that only import the operator skip it
-        timeout = (self.connect_timeout, self.timeout)
+        timeout = self._timeouts()
         try:
             if fresh_connection:
                 # A pooled keep-alive connection that the server already closed fails *after* sending, which would
@@ -347,7 +353,7 @@ class SeedreamHook(BaseHook):
         """
         import requests  # imported here: DAG files that only import the operator skip it
         try:
-            return self.download_session.get(url, stream=True, timeout=(self.connect_timeout, self.timeout))
+            return self.download_session.get(url, stream=True, timeout=self._timeouts())
         except requests.RequestException as error:
             raise _requests_error(error, "result download") from None
 
