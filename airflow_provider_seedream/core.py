@@ -262,9 +262,21 @@ def _normalize_base_url(field_name: str, raw: str | None, default: str, port: in
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
-def _extra_or(extra: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = extra.get(key)
-    return default if value is None or (isinstance(value, str) and not value.strip()) else value
+def _extra_number(extra: Mapping[str, Any], key: str, default: float, maximum: float, unit: str) -> float:
+    """Read an optional positive number from the connection's extra, at most ``maximum``; raise naming the field.
+
+    The connection form stores an optional field left empty as null (or ""): that means the default.
+    """
+    raw = extra.get(key)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise _invalid(f"extra.{key}", f"must be a number, got {_short(raw)}") from None
+    if not 0 < value <= maximum:
+        raise _invalid(f"extra.{key}", f"must be above 0 and at most {maximum:g} {unit}, got {value:g}")
+    return value
 
 
 def settings_from_connection(
@@ -281,23 +293,10 @@ def settings_from_connection(
         raise exc.SeedreamAuthError(f"connection {conn_id!r} has no API key: put the kie.ai key in its password")
     base_url = _normalize_base_url("host", host, DEFAULT_BASE_URL, port)
     upload = _normalize_base_url("extra.upload_base_url", extra.get("upload_base_url"), DEFAULT_UPLOAD_BASE_URL)
-    # The connection form stores an empty optional field as null (or ""): that means "the default".
-    rate = _extra_or(extra, "polls_per_second", DEFAULT_POLLS_PER_SECOND)
-    try:
-        rate = float(rate)
-    except (TypeError, ValueError):
-        raise _invalid("extra.polls_per_second", f"must be a number, got {_short(rate)}") from None
-    if not 0 < rate <= MAX_POLLS_PER_SECOND:
-        # kie allows 10/s, but requests paced at exactly 10/s arrive a few ms apart unevenly and draw 429s.
-        raise _invalid("extra.polls_per_second", f"must be above 0 and at most {MAX_POLLS_PER_SECOND:g} (kie allows "
-                                                 f"10 per second), got {rate:g}")
-    timeout = _extra_or(extra, "timeout", DEFAULT_TIMEOUT_SECONDS)
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
-        raise _invalid("extra.timeout", f"must be a number of seconds, got {_short(timeout)}") from None
-    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
-        raise _invalid("extra.timeout", f"must be above 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {timeout:g}")
+    # kie allows 10 status queries/s, but requests paced at exactly 10/s arrive unevenly and draw 429s.
+    rate = _extra_number(extra, "polls_per_second", DEFAULT_POLLS_PER_SECOND, MAX_POLLS_PER_SECOND,
+                         "(kie allows 10 per second)")
+    timeout = _extra_number(extra, "timeout", DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, "seconds")
     return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate,
                               timeout=timeout)
 

@@ -26,6 +26,15 @@ class RecordingTI:
         return None
 
 
+class RunningTI(RecordingTI):
+    """A recording task instance with the identity a running one has (what stored file names are derived from)."""
+
+    def __init__(self, task_id: str = "wait", map_index: int = -1, dag_id: str = "test",
+                 run_id: str = "manual__1") -> None:
+        super().__init__()
+        self.dag_id, self.task_id, self.run_id, self.map_index = dag_id, task_id, run_id, map_index
+
+
 class DictStateStore:
     """Stands in for Airflow 3.3's task_state_store (get/set/delete), surviving between tries."""
 

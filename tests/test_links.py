@@ -7,9 +7,11 @@ back. The end-to-end test runs a small DAG through ``dag.test()`` and reads thos
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
+import support
 
 from airflow_provider_seedream.get_provider_info import get_provider_info
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
@@ -20,14 +22,7 @@ from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 LINK_KEY = "_link_SeedreamResultImageLink"
 
 
-class RunningTI:
-    def __init__(self, task_id="wait", map_index=-1, run_id="manual__1") -> None:
-        self.dag_id, self.task_id, self.run_id, self.map_index = "links", task_id, run_id, map_index
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key, value) -> None:
-        json.dumps(value)
-        self.xcoms[key] = value
+RunningTI = functools.partial(support.RunningTI, dag_id="links")
 
 
 def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:
@@ -78,6 +73,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+import support
 
 OUT = os.environ["SEEDREAM_LINK_TEST_OUT"]
 IMAGE = os.environ["SEEDREAM_LINK_TEST_IMAGE"]

@@ -7,6 +7,7 @@ object-store code path (no folders, ``conn_id@`` in the URI) runs without a netw
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
+import support
+from support import run_trigger
 
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files, storage
@@ -24,25 +27,12 @@ from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.version_compat import TaskDeferred
-from support import run_trigger
 
 RUN_ID = "manual__2026-01-02T03:04:05+00:00"
 SAFE_RUN = files.safe_component(RUN_ID)
 
 
-class RunningTI:
-    """Stands in for Airflow's running task instance: identity, and XComs checked to be JSON."""
-
-    def __init__(self, task_id: str = "wait", map_index: int = -1, dag_id: str = "nightly",
-                 run_id: str = RUN_ID) -> None:
-        self.dag_id, self.task_id, self.run_id, self.map_index = dag_id, task_id, run_id, map_index
-        self.xcoms: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        json.dumps(value)
-        self.xcoms[key] = value
-
-
+RunningTI = functools.partial(support.RunningTI, dag_id="nightly", run_id=RUN_ID)
 def ctx(**kwargs) -> dict:
     return {"ti": RunningTI(**kwargs)}
 
