@@ -31,7 +31,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Emulator, closing_json, command_line, fmt, output_to, percentile, use_connection  # noqa: E402
+from _common import (  # noqa: E402
+    Emulator,
+    closing_json,
+    command_line,
+    fmt,
+    output_to,
+    peak_in_window,
+    percentile,
+    use_connection,
+)
 
 KIE_CREATE_LIMIT = 20
 KIE_CREATE_WINDOW = 10.0
@@ -171,13 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _peak_created(stats: dict[str, Any], window: float) -> int:
-    created = sorted(task["created"] for task in stats["tasks"].values())
-    best = start = 0
-    for end, moment in enumerate(created):
-        while created[start] <= moment - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+    return peak_in_window([task["created"] for task in stats["tasks"].values()], window)
 
 
 if __name__ == "__main__":
