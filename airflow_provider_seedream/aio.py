@@ -38,8 +38,9 @@ class PollBudget:
     Grants are spaced at least ``1 / rate`` seconds apart (no bursts), so any half-open window of ``w`` seconds
     holds at most ``ceil(rate * w)`` of them: at the default 8/s, 8 per second against kie's 10. Waiters are served
     in the order of (the moment they asked + ``priority``), ties in arrival order: ``priority`` is a time offset in
-    seconds (see ``schedule.poll_priority``), so a constant priority means round-robin and a positive one lets
-    others go first. The order only matters when callers queue: an idle budget grants at once.
+    seconds, so a constant priority means round-robin and a positive one lets others go first. The trigger passes
+    (``schedule.likely_done_at`` - now): the task most likely finished is asked about first. The order only matters
+    when callers queue: an idle budget grants at once.
 
     :param rate: grants per second.
     :param clock: a monotonic clock in seconds; injectable for tests.

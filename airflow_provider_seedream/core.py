@@ -43,6 +43,9 @@ DEFAULT_POLLS_PER_SECOND = 8.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 600.0
 MAX_POLLS_PER_SECOND = 9.0
+#: The median Seedream edit time the poll budget assumes when it must choose whose status to ask first.
+DEFAULT_TYPICAL_RUN_SECONDS = 20.0
+MAX_TYPICAL_RUN_SECONDS = 3600.0
 # A task created a moment ago may answer "recordInfo is null" for a short while.
 DEFAULT_NOT_FOUND_GRACE = 30.0
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
@@ -231,6 +234,7 @@ class ConnectionSettings:
     upload_base_url: str = DEFAULT_UPLOAD_BASE_URL
     polls_per_second: float = DEFAULT_POLLS_PER_SECOND
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    typical_run_seconds: float = DEFAULT_TYPICAL_RUN_SECONDS
 
     @property
     def headers(self) -> dict[str, str]:
@@ -297,8 +301,10 @@ def settings_from_connection(
     rate = _extra_number(extra, "polls_per_second", DEFAULT_POLLS_PER_SECOND, MAX_POLLS_PER_SECOND,
                          "(kie allows 10 per second)")
     timeout = _extra_number(extra, "timeout", DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, "seconds")
+    typical_run = _extra_number(extra, "typical_run_seconds", DEFAULT_TYPICAL_RUN_SECONDS, MAX_TYPICAL_RUN_SECONDS,
+                                "seconds")
     return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate,
-                              timeout=timeout)
+                              timeout=timeout, typical_run_seconds=typical_run)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -583,7 +589,7 @@ def retry_after_of(error: BaseException | None) -> float | None:
 
 # The poll schedule lives in ``schedule`` (pure as well); re-exported so callers have one place to import from.
 poll_delay = schedule.poll_delay
-poll_priority = schedule.poll_priority
+likely_done_at = schedule.likely_done_at
 
 
 EventStatus = Literal["success", "failed", "timeout", "error"]

@@ -53,6 +53,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Seconds to wait for one answer from kie.ai (default 30)",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "typical_run_seconds": {
+                        "label": "Typical edit time (s)",
+                        "description": "Median Seedream run time; orders status queries when the budget is scarce "
+                        "(default 20)",
+                        "schema": {"type": ["number", "null"]},
+                    },
                 },
             }
         ],

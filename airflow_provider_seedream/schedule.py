@@ -1,8 +1,9 @@
 """When to ask kie.ai about a task again, and which waiting query goes first: the poll schedule, free of I/O.
 
-One schedule drives the trigger, the sensor's poke mode and the hook's blocking wait.
+One schedule drives the trigger, the sensor's poke mode and the hook's blocking wait; ``likely_done_at`` orders the
+queries of many triggers that share one scarce poll budget (see its docstring).
 
-Both functions measure time in units of the caller's ``poll_interval`` (the base), never in fixed seconds, so a test
+The schedule measures time in units of the caller's ``poll_interval`` (the base), never in fixed seconds, so a test
 that polls every 0.2 s against 1-second tasks sees the same shape as a DAG that polls every 5 s against real
 Seedream edits. kie's own guidance (Get Task Details page) is written for a base of about 2 s: "every 2-3 s for the
 first 30 s, 5-10 s until 2 minutes, 15-30 s afterwards". At a base of 2 s the schedule below reproduces it:
@@ -25,6 +26,7 @@ that ends at 31 s wait twice as long as one that ends at 29 s.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -34,8 +36,11 @@ SCHEDULE: tuple[tuple[float, float], ...] = ((0.0, 1.0), (15.0, 1.0), (60.0, 3.0
 MAX_PAUSE_SECONDS = 30.0
 #: Relative jitter: the pause is drawn uniformly from ``target * (1 +- JITTER)``.
 JITTER = 0.1
-#: Under a scarce budget, a task younger than this many bases yields its turn to older ones (see ``poll_priority``).
-YOUNG_BASES = 4.0
+#: The spread of Seedream run times around their median, as the sigma of a lognormal: with a median of 20 s it
+#: puts one edit in five above 30 s and few above a minute (the figures above).
+RUN_TIME_SIGMA = 0.5
+# Below this survival the inverse normal loses precision; by then the one-typical-run cap has long taken over.
+_TAIL = 1e-12
 
 
 def _check_interval(poll_interval: float) -> float:
@@ -67,21 +72,48 @@ def poll_delay(elapsed: float, poll_interval: float, rng: Callable[[], float] = 
     return target * (1.0 - JITTER + 2.0 * JITTER * rng())
 
 
-def poll_priority(elapsed: float, poll_interval: float | None = None) -> float:
-    """Return how many seconds a due query yields its turn by when the poll budget is scarce.
+def still_running(elapsed: float, typical_run: float) -> float:
+    """Return the chance that an edit is still running ``elapsed`` seconds after it began (lognormal run times).
 
-    ``PollBudget`` serves due queries in the order of (the moment they asked + this offset), so with no offset it is
-    round-robin: the query that has waited longest goes first, which is also the task most likely to have finished
-    since it was last seen. The one thing round-robin gets wrong is a task that has only just started: it is asked
-    about as often as an old one, although an edit almost never ends within its first few polls. So a task younger
-    than ``YOUNG_BASES`` bases yields until it reaches that age, i.e. its query ranks as if asked at
-    ``started + YOUNG_BASES * poll_interval``. The offset only reorders queries that compete for a scarce budget; it
-    never delays a query when the budget has room, so it cannot slow a wait down on its own.
-
-    :param elapsed: seconds since the wait began.
-    :param poll_interval: the wait's base pause; without it the offset is 0 (plain round-robin).
+    :param typical_run: the median run time in seconds (the connection's ``typical_run_seconds``).
     """
-    if poll_interval is None:
-        return 0.0
-    base = _check_interval(poll_interval)
-    return max(0.0, YOUNG_BASES * base - max(0.0, elapsed))
+    if elapsed <= 0:
+        return 1.0
+    return 0.5 * math.erfc(math.log(elapsed / typical_run) / (RUN_TIME_SIGMA * math.sqrt(2.0)))
+
+
+def likely_done_at(started: float, last_running: float | None, typical_run: float) -> float:
+    """Return the moment by which the task is as likely finished as not, given what the wait has seen so far.
+
+    This is the order ``PollBudget`` serves waiting queries in when the budget is scarce: the query whose task is
+    most likely finished goes first. A wait's rank depends only on when it began and when kie last said "still
+    running", so it is fixed while the query waits (the budget keeps it in a heap), and three things follow:
+
+    - Tasks not yet seen running rank by start: ``started + typical_run``. For a burst of simultaneous starts
+      that is round-robin: nothing tells those tasks apart, so no order finds them sooner on average.
+    - A "still running" seen early says little (most edits run longer than a few seconds anyway), so the task keeps
+      nearly its place; seen late it says much, and the task moves back by about as much as its run is now
+      expected to last (seen running at 30 s with a typical run of 20 s: ranked at 37.5 s).
+    - A task is never ranked later than one typical run after its last "still running", the rank of a task that
+      started at that moment: far past what the model expects (or if kie runs slower than ``typical_run`` says),
+      the long runners take turns by their last answer, round-robin. The rank only orders queries that compete
+      for a scarce budget; it never delays one when the budget has room.
+
+    All three times are in seconds on one clock (the trigger uses the wall clock).
+
+    :param started: when the wait began (the task was submitted).
+    :param last_running: when kie last answered that the task was still running; ``None`` if not yet asked.
+    :param typical_run: the median run time in seconds.
+    """
+    if not typical_run > 0:  # also rejects NaN
+        raise ValueError(f"typical_run must be a positive number of seconds, got {typical_run!r}")
+    seen = 0.0 if last_running is None else max(0.0, last_running - started)
+    latest = started + seen + typical_run
+    survival = still_running(seen, typical_run)
+    if survival < _TAIL:
+        return latest
+    from statistics import NormalDist  # noqa: PLC0415 -- only the triggerer needs it, not DAG parsing
+
+    # The median of the run time given that it exceeds ``seen``: where the survival halves.
+    z = -NormalDist().inv_cdf(survival / 2.0)
+    return min(latest, started + max(seen, typical_run * math.exp(RUN_TIME_SIGMA * z)))

@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--priority", choices=("trigger", "young"), default="trigger",
                         help="trigger: the priority the trigger passes today; young: poll_priority(elapsed, "
                              "poll_interval), the change proposed for the trigger (default trigger)")
+    parser.add_argument("--dump", metavar="FILE",
+                        help="also write one JSON line per task and mode (created, completed, event; emulated s "
+                             "from the first submit) for analysis, e.g. replaying the run in simulate_budget.py")
     parser.add_argument("--trigger-log", default=os.devnull,
                         help="where the triggers' log lines go (default: discarded after formatting)")
     return parser.parse_args(argv)
@@ -227,6 +230,19 @@ async def run_mode(mode: str, args: argparse.Namespace, emu: Emulator) -> Run:
 
     run.durations = [(task["completed"] - task["created"]) / scale for task in stats["tasks"].values()
                      if task["completed"] is not None]
+    if args.dump:
+        origin = min(run.created.values())
+        with open(args.dump, "a", encoding="utf-8") as dump:
+            for task_id, created in run.created.items():
+                completed = stats["tasks"][task_id]["completed"]
+                event = run.events.get(task_id)
+                dump.write(json.dumps({
+                    "mode": mode,
+                    "task": task_id,
+                    "created": (created - origin) / scale,
+                    "completed": None if completed is None else (completed - origin) / scale,
+                    "event": None if event is None else (event[0] - origin) / scale,
+                }) + "\n")
     latencies = []
     for task_id, (event_at, _) in run.events.items():
         completed = stats["tasks"][task_id]["completed"]
@@ -255,6 +271,7 @@ async def run_mode(mode: str, args: argparse.Namespace, emu: Emulator) -> Run:
         "loop_lag_p99_ms": 1000.0 * (percentile(run.lags, 0.99) or 0.0),
         "loop_lag_max_ms": 1000.0 * max(run.lags, default=0.0),
         "duration_s": elapsed / scale,
+        "submit_spread_s": (max(run.created.values()) - min(run.created.values())) / scale if run.created else 0.0,
     }
     if budget is not None:
         run.figures["budget_paused_s"] = budget.paused_for / scale
@@ -310,6 +327,7 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
         ("event-loop lag p99 (ms wall)", "loop_lag_p99_ms", lambda v: fmt(v, 0)),
         ("event-loop lag max (ms wall)", "loop_lag_max_ms", lambda v: fmt(v, 0)),
         ("run length (s)", "duration_s", lambda v: fmt(v, 1)),
+        ("first to last submit (s)", "submit_spread_s", lambda v: fmt(v, 1)),
     ]
     rows = [["", *columns]]
     for label, key, render in labels:

@@ -150,6 +150,18 @@ def test_bad_timeout(timeout):
         core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": timeout})
 
 
+@pytest.mark.parametrize("typical", [0, -5, 3601, "long"])
+def test_bad_typical_run(typical):
+    with pytest.raises(exc.SeedreamValidationError, match="extra.typical_run_seconds"):
+        core.settings_from_connection(conn_id="c", host=None, password="k", extra={"typical_run_seconds": typical})
+
+
+def test_typical_run_extra_is_read():
+    read = core.settings_from_connection
+    assert read(conn_id="c", host=None, password="k", extra={}).typical_run_seconds == 20.0
+    assert read(conn_id="c", host=None, password="k", extra={"typical_run_seconds": "45"}).typical_run_seconds == 45.0
+
+
 def test_timeout_extra_is_read():
     assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={}).timeout == 30.0
     assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": "90"}).timeout == 90.0
@@ -158,9 +170,10 @@ def test_timeout_extra_is_read():
 @pytest.mark.parametrize("empty", [None, "", "  "])
 def test_empty_optional_extras_mean_the_defaults(empty):
     """The connection form stores an optional field left empty as null or an empty string."""
-    extra = {"timeout": empty, "polls_per_second": empty, "upload_base_url": empty}
+    extra = {"timeout": empty, "polls_per_second": empty, "upload_base_url": empty, "typical_run_seconds": empty}
     s = core.settings_from_connection(conn_id="c", host=None, password="k", extra=extra)
-    assert (s.timeout, s.polls_per_second, s.upload_base_url) == (30.0, 8.0, "https://kieai.redpandaai.co")
+    assert (s.timeout, s.polls_per_second, s.upload_base_url, s.typical_run_seconds) == (
+        30.0, 8.0, "https://kieai.redpandaai.co", 20.0)
 
 
 def test_settings_repr_hides_the_key():

@@ -34,7 +34,8 @@ def test_providers_manager_sees_hook_and_connection_form():
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
     assert behaviour["relabeling"]["password"] == "API key"
     widgets = set(pm.connection_form_widgets)
-    assert {"extra__seedream__upload_base_url", "extra__seedream__polls_per_second", "extra__seedream__timeout"} <= widgets
+    assert {f"extra__seedream__{name}" for name in ("upload_base_url", "polls_per_second", "timeout",
+                                                    "typical_run_seconds")} <= widgets
 
 
 def test_every_listed_module_imports():
@@ -68,7 +69,7 @@ def test_hook_form_methods_agree_with_provider_info():
     assert python["hidden_fields"] == kebab["hidden-fields"]
     assert python["relabeling"] == kebab["relabeling"]
     assert python["placeholders"] == kebab["placeholders"]
-    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout"}
+    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout", "typical_run_seconds"}
     from airflow_provider_seedream.version_compat import AIRFLOW_V_3_2_PLUS
 
     if not AIRFLOW_V_3_2_PLUS:  # 3.1 builds the extra fields from the hook's widgets

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,4 +139,37 @@ async def test_a_429_from_kie_pauses_the_whole_budget_for_its_retry_after(emu: E
         # Someone else spent the key: this process stops asking for as long as kie said, for every task.
         assert budget.paused_for >= 1.5  # 2 s less the 1/8 s the pacing held anyway
         assert budget.granted == 1
+    assert aio.shared_entries() == {}
+
+
+async def test_a_scarce_budget_asks_first_about_the_task_most_likely_finished(
+    emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One query per second for four finished tasks. B's trigger runs first and takes the idle budget's grant; the
+    # others then queue: C and D were submitted 2 s ago and just now (likely done in ~18 and ~20 s: the typical run is
+    # 20 s), A 100 s ago (likely done long since). A is asked about next although its trigger started last, then C,
+    # then D. Round-robin would give B, C, D, A.
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
+        {"conn_type": "seedream", "password": API_KEY, "host": emu.url, "extra": {"polls_per_second": 1}}))
+    a, b, c, d = create_tasks(emu, 4, "put it on a white table [emulator: seconds=0]")
+    await asyncio.sleep(0.3)  # past the emulator's "recordInfo is null" window
+    now = time.time()
+    order: list[str] = []
+
+    async def wait(task_id: str, started_at: float) -> None:
+        trigger = SeedreamTaskTrigger(task_id, poll_interval=0.2, started_at=started_at)
+        async for event in trigger.run():
+            assert event.payload["status"] == "success"
+            order.append(task_id)
+
+    settings = await SeedreamHook().aget_settings()
+    async with aio.lease(settings) as (_, budget):  # keeps the budget (and its pacing) alive between the waits
+        await wait(b, now)
+        waits = [asyncio.create_task(wait(task_id, started))
+                 for task_id, started in ((c, now - 2), (d, now), (a, now - 100))]
+        await asyncio.gather(*waits)
+        assert budget.granted == 4
+    names = {b: "b", a: "a", c: "c", d: "d"}
+    assert [names[task_id] for task_id in order] == ["b", "a", "c", "d"]
+    assert emu.state.stats()["requests"]["recordInfo"] == 4
     assert aio.shared_entries() == {}

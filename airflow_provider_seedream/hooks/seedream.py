@@ -99,7 +99,8 @@ class SeedreamHook(BaseHook):
     """Talk to kie.ai's Market API for Seedream 4.5 edits.
 
     :param seedream_conn_id: the Airflow connection: API key in ``password``, base URL in ``host``
-        (default ``https://api.kie.ai``), optional extras ``upload_base_url``, ``polls_per_second`` and ``timeout``.
+        (default ``https://api.kie.ai``), optional extras ``upload_base_url``, ``polls_per_second``, ``timeout`` and
+        ``typical_run_seconds``.
     :param timeout: seconds to wait for an answer to one request; ``None`` takes the connection's extra ``timeout``
         (default 30 s).
     :param connect_timeout: seconds to wait for a connection.
@@ -156,6 +157,7 @@ class SeedreamHook(BaseHook):
             "upload_base_url": StringField(lazy_gettext("Upload base URL"), widget=BS3TextFieldWidget()),
             "polls_per_second": StringField(lazy_gettext("Status queries per second"), widget=BS3TextFieldWidget()),
             "timeout": StringField(lazy_gettext("Request timeout (s)"), widget=BS3TextFieldWidget()),
+            "typical_run_seconds": StringField(lazy_gettext("Typical edit time (s)"), widget=BS3TextFieldWidget()),
         }
 
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> core.ConnectionSettings:
