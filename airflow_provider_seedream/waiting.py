@@ -38,8 +38,11 @@ class WaitPlan:
 
     @classmethod
     def start(cls, task_id: str, poll_interval: float, timeout: float,
-              max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS) -> WaitPlan:
-        return cls(task_id, poll_interval, timeout, max_consecutive_errors, time.time())
+              max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+              started: float | None = None) -> WaitPlan:
+        """Begin a wait now, or at ``started`` (seconds since the epoch) for one that began in an earlier process."""
+        return cls(task_id, poll_interval, timeout, max_consecutive_errors,
+                   time.time() if started is None else started)
 
     @property
     def deadline(self) -> float:

@@ -87,11 +87,12 @@ def edit_body(base_url: str, prompt: str) -> dict[str, Any]:
                                                      "aspect_ratio": "1:1", "quality": "basic"}}
 
 
-def use_connection(url: str, polls_per_second: float | None = None) -> None:
+def use_connection(url: str, polls_per_second: float | None = None, typical_run_seconds: float | None = None) -> None:
     """Point the ``seedream_default`` Airflow connection at the emulator (env var: how Airflow 3 resolves it here)."""
     conn: dict[str, Any] = {"conn_type": "seedream", "password": API_KEY, "host": url}
-    if polls_per_second is not None:
-        conn["extra"] = {"polls_per_second": polls_per_second}
+    extra = {"polls_per_second": polls_per_second, "typical_run_seconds": typical_run_seconds}
+    if any(value is not None for value in extra.values()):
+        conn["extra"] = {key: value for key, value in extra.items() if value is not None}
     os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(conn)
 
 

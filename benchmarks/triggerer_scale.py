@@ -78,9 +78,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="give up on a mode after this many emulated seconds (default 300; the slowest task "
                              "ends by 120 s, so only a mode that falls behind runs into it)")
     parser.add_argument("--modes", default="ours,naive", help="comma-separated: ours, naive (default both)")
-    parser.add_argument("--priority", choices=("trigger", "young"), default="trigger",
-                        help="trigger: the priority the trigger passes today; young: poll_priority(elapsed, "
-                             "poll_interval), the change proposed for the trigger (default trigger)")
+    parser.add_argument("--typical-run", type=float, default=None,
+                        help="typical_run_seconds in the connection extra, emulated seconds (default: the "
+                             "provider's default, 20 s, whatever --dist says: the provider is not told the truth)")
+    parser.add_argument("--priority", choices=("trigger", "round-robin"), default="trigger",
+                        help="trigger: the order the trigger asks for (likely_done_at); round-robin: every query "
+                             "ranks by the moment it asked, for comparison (default trigger)")
     parser.add_argument("--dump", metavar="FILE",
                         help="also write one JSON line per task and mode (created, completed, event; emulated s "
                              "from the first submit) for analysis, e.g. replaying the run in simulate_budget.py")
@@ -264,6 +267,7 @@ async def run_mode(mode: str, args: argparse.Namespace, emu: Emulator) -> Run:
         "latency_p50_s": percentile(latencies, 0.5),
         "latency_p95_s": percentile(latencies, 0.95),
         "latency_max_s": max(latencies, default=None),
+        "latency_mean_s": sum(latencies) / len(latencies) if latencies else None,
         "cpu_ms_per_poll": 1000.0 * cpu / max(1, len(run.stamps)),
         "cpu_s": cpu,
         "rss_per_waiting_trigger_kb": (rss_parked - rss_before) / 1024 / max(1, waiting),
@@ -301,6 +305,9 @@ async def main_async(args: argparse.Namespace, emu: Emulator) -> dict[str, Run]:
 
 
 def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_seedream import core
+
+    typical_run = args.typical_run if args.typical_run is not None else core.DEFAULT_TYPICAL_RUN_SECONDS
     bound = args.tasks / (2 * args.budget)
     columns: dict[str, dict[str, Any]] = {mode: run.figures for mode, run in runs.items()}
     any_run = next(iter(runs.values()))
@@ -320,6 +327,7 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
         ("detection latency p50 (s) *", "latency_p50_s", fmt),
         ("detection latency p95 (s) *", "latency_p95_s", fmt),
         ("detection latency max (s) *", "latency_max_s", fmt),
+        ("detection latency mean (s) *", "latency_mean_s", fmt),
         ("requests per task", "requests_per_task", fmt),
         ("CPU ms per poll", "cpu_ms_per_poll", lambda v: fmt(v, 3)),
         ("RSS per waiting trigger (KB)", "rss_per_waiting_trigger_kb", lambda v: fmt(v, 1)),
@@ -339,7 +347,7 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
     print(f"  time scale {args.time_scale:g}: run times, kie's windows, poll intervals and the budget are compressed "
           f"together; every time below is in emulated seconds except CPU, RSS and loop lag")
     print(f"  ours: SeedreamTaskTrigger.run(), poll_interval {args.poll_interval:g} s, budget {args.budget:g}/s per "
-          f"key, priority '{args.priority}'")
+          f"key, priority '{args.priority}', typical_run_seconds {typical_run:g}")
     print(f"  naive: a new httpx.AsyncClient per poll, fixed {args.naive_interval:g} s, a 429 is just another miss")
     print(f"  '{ideal_name}': the same fixed poll computed from the run times, with no CPU cost and no rate limit")
     print(f"  kie's limit as the emulator enforces it: {emu_config['record_info_limit']} recordInfo per "
@@ -358,8 +366,8 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
                 "zero_429": f["rate_limited_429"] == 0,
                 "peak_rate_within_budget": f["peak_rps_sliding"] <= args.budget,
                 "everything_detected": f["detected"] == args.tasks,
-                "p50_at_or_below_round_robin_bound":
-                    f["latency_p50_s"] is not None and f["latency_p50_s"] <= bound,
+                "p50_at_or_below_round_robin_bound":  # over every task: a p50 of the early few proves nothing
+                    f["detected"] == args.tasks and f["latency_p50_s"] is not None and f["latency_p50_s"] <= bound,
                 "rss_under_20_kb_per_waiting_trigger": f["rss_per_waiting_trigger_kb"] < 20.0,
             },
             "N = 20": {
@@ -385,6 +393,7 @@ def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str,
         "naive_interval": args.naive_interval,
         "budget": args.budget,
         "priority": args.priority,
+        "typical_run_seconds": typical_run,
         "ramp": args.ramp,
         "dist": args.dist,
         "seed": args.seed,
@@ -402,18 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         # Submits are not what this benchmark measures (see submit_burst.py): let them all in at once. kie's
         # recordInfo limit (10 per emulated second per key) stays on.
         emu_config = emu.configure(create_limit=10 ** 6)
-        use_connection(emu.url, args.budget)
+        from airflow_provider_seedream import core
+
+        typical_run = args.typical_run if args.typical_run is not None else core.DEFAULT_TYPICAL_RUN_SECONDS
+        use_connection(emu.url, args.budget, typical_run * scale)
         scale_poll_budget(scale)
-        if args.priority == "young":
-            from airflow_provider_seedream import core, schedule
-
-            base = args.poll_interval * scale
-
-            def young_first(elapsed: float) -> float:
-                # What the trigger would compute with the proposed one-line change (see README).
-                return schedule.poll_priority(elapsed, base)
-
-            core.poll_priority = young_first  # type: ignore[assignment]
+        if args.priority == "round-robin":
+            # Rank every query at the moment it asks: the budget then serves them in the order they asked.
+            core.likely_done_at = lambda started, last_running, typical: time.time()  # type: ignore[assignment]
         with output_to(args.trigger_log):
             runs = asyncio.run(main_async(args, emu))
     closing_json(report(args, runs, emu_config))

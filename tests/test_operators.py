@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from airflow_provider_seedream.version_compat import AirflowSkipException, TaskDeferred
@@ -12,7 +12,12 @@ from airflow_provider_seedream import waiting
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
-from support import DictStateStore, context, run_trigger
+from support import DictStateStore, RunningTI, context, run_trigger
+
+try:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
 
 
 def edit_op(emulator, **kwargs) -> SeedreamEditOperator:
@@ -197,6 +202,32 @@ def test_sensor_deferred_timeout_names_the_task(emulator):
         s.execute(context())
     with pytest.raises(exc.SeedreamTimeoutError, match=task_id):
         s.execute_complete(context(), run_trigger(deferred.value.trigger))
+
+
+class ReschedulingTI(RunningTI):
+    """A task instance whose sensor has been poking in reschedule mode since ``first`` (None: this is the first)."""
+
+    def __init__(self, first: datetime | None) -> None:
+        super().__init__()
+        self.first = first
+
+    def get_first_reschedule_date(self, context: dict) -> datetime | None:
+        return self.first
+
+
+@pytest.mark.parametrize(("poking_for", "outcome"), [(None, "rescheduled"), (5, "rescheduled"), (45, "failed")])
+def test_reschedule_mode_dates_the_not_visible_grace_from_the_first_poke(emulator, poking_for, outcome):
+    # kie answers "recordInfo is null" for an id it does not know. Each reschedule-mode poke is a new process with a
+    # new waiter: the 30 s grace must count from the first poke, not restart, or a bogus id waits out the timeout.
+    first = None if poking_for is None else datetime.now(timezone.utc) - timedelta(seconds=poking_for)
+    s = sensor("0123456789abcdef0123456789abcdef", deferrable=False, mode="reschedule", timeout=600)
+    if outcome == "rescheduled":
+        with pytest.raises(AirflowRescheduleException):
+            s.execute({"ti": ReschedulingTI(first)})
+    else:
+        with pytest.raises(exc.SeedreamNotFoundError, match="recordInfo is null"):
+            s.execute({"ti": ReschedulingTI(first)})
+    assert emulator.count("recordInfo") == 1
 
 
 def test_sensor_soft_fail_skips_on_remote_failure(emulator):

@@ -101,12 +101,24 @@ class SeedreamTaskSensor(BaseSensorOperator):
         if self._waiter is None or self._waiter.task_id != task_id:
             # The base class enforces ``timeout`` in poke mode; the waiter only tracks states and tolerated errors.
             self._waiter = waiting.WaitPlan.start(task_id, self.poke_interval, float("inf"),
-                                                  self.max_consecutive_errors).waiter()
+                                                  self.max_consecutive_errors, self._first_poke(context)).waiter()
         step = waiting.observe_once(self, self._waiter)
         if step.event is None:
             return PokeReturnValue(is_done=False)
         task = core.resolve_event(step.event, task_id)
         return PokeReturnValue(is_done=True, xcom_value=results.deliver(self, context, task))
+
+    def _first_poke(self, context: Context) -> float | None:
+        """Return when the wait began if an earlier process began it (reschedule mode), else ``None`` (now).
+
+        In reschedule mode every poke runs in a new process with a new waiter; dating the waiter from the first poke,
+        as the base class dates ``timeout``, keeps the "not visible yet" grace from restarting on every poke (a task
+        id kie does not know then fails after the grace instead of at the sensor's timeout).
+        """
+        if not self.reschedule:
+            return None
+        first = context["ti"].get_first_reschedule_date(context)
+        return first.timestamp() if first is not None else None
 
     def _get_next_poke_interval(
         self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int

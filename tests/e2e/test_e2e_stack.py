@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from seedream_stack import E2E_FIGURES, AirflowStack, EmulatorProcess, RunResult, wait_for
+from seedream_stack import E2E_FIGURES, E2E_READ_TIMEOUT, AirflowStack, EmulatorProcess, RunResult, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -151,8 +151,9 @@ ASYNC_FAULTS = [
     {"kind": "http", "status": 502},
     {"kind": "reset"},
     PASS,
-    # Longer than the client's 30 s read timeout: the poll times out, and the next one succeeds.
-    {"kind": "delay", "seconds": 31},
+    # Longer than the connection's read timeout (extra "timeout", 5 s in this stack): the poll times out, and the
+    # next one succeeds.
+    {"kind": "delay", "seconds": E2E_READ_TIMEOUT + 1},
 ]
 
 
