@@ -16,6 +16,105 @@ def no_jitter() -> float:
     return MID
 
 
+@pytest.mark.parametrize(
+    ("elapsed", "poll_interval", "expected"),
+    [
+        # kie's guidance at a base of 2 s: every 2 s for the first 30 s ...
+        (0.0, 2.0, 2.0),
+        (10.0, 2.0, 2.0),
+        (30.0, 2.0, 2.0),
+        # ... then rising to 6 s by 2 minutes (kie: 5-10 s until 2 min) ...
+        (75.0, 2.0, 4.0),
+        (120.0, 2.0, 6.0),
+        # ... then to 24 s by 5 minutes (kie: 15-30 s afterwards), and flat.
+        (210.0, 2.0, 15.0),
+        (300.0, 2.0, 24.0),
+        (3600.0, 2.0, 24.0),
+        # The default base of 5 s: frequent for 75 s, then capped at kie's 30 s.
+        (60.0, 5.0, 5.0),
+        (75.0, 5.0, 5.0),
+        (300.0, 5.0, 15.0),
+        (3600.0, 5.0, 30.0),
+        # A base longer than the cap is the user's choice and is kept.
+        (0.0, 45.0, 45.0),
+        (10_000.0, 45.0, 45.0),
+        # Tests poll every 0.2 s against 1-3 s tasks: still every 0.2 s for the first 3 s.
+        (0.0, 0.2, 0.2),
+        (3.0, 0.2, 0.2),
+        (6.0, 0.2, 1 / 3),
+        # Clock skew between machines can make the elapsed time negative: it counts as zero.
+        (-50.0, 2.0, 2.0),
+    ],
+)
+def test_poll_delay_table(elapsed: float, poll_interval: float, expected: float) -> None:
+    assert poll_delay(elapsed, poll_interval, no_jitter) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("rng_value", "factor"), [(0.0, 0.9), (0.25, 0.95), (MID, 1.0), (0.999999, 1.1)])
+def test_jitter_is_plus_minus_ten_percent_and_injectable(rng_value: float, factor: float) -> None:
+    assert poll_delay(10.0, 2.0, lambda: rng_value) == pytest.approx(2.0 * factor, rel=1e-5)
+
+
+def test_jitter_spreads_a_fan_out() -> None:
+    values = iter([0.0, 0.3, 0.6, 0.9])
+    pauses = [poll_delay(5.0, 2.0, lambda: next(values)) for _ in range(4)]
+    assert len(set(pauses)) == 4
+    assert all(1.8 <= pause <= 2.2 for pause in pauses)
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.5, 3.0])
+@pytest.mark.parametrize("elapsed", [0.0, 20.0, 45.0, 100.0, 200.0])
+def test_schedule_is_measured_in_bases_not_seconds(scale: float, elapsed: float) -> None:
+    # Below the 30 s cap, scaling the base and the elapsed time together scales the pause by the same factor:
+    # no prior about run times is written in fixed seconds.
+    base = 2.0
+    scaled = poll_delay(elapsed * scale, base * scale, no_jitter)
+    assert scaled == pytest.approx(min(poll_delay(elapsed, base, no_jitter) * scale, max(base * scale, 30.0)))
+
+
+@pytest.mark.parametrize("poll_interval", [0.2, 1.0, 2.0, 5.0, 10.0, 60.0])
+def test_pause_never_shrinks_as_the_wait_grows_and_stays_within_bounds(poll_interval: float) -> None:
+    previous = 0.0
+    for step in range(0, 4000):
+        elapsed = step * poll_interval / 8
+        pause = poll_delay(elapsed, poll_interval, no_jitter)
+        assert pause >= previous - 1e-12
+        assert poll_interval <= pause + 1e-12
+        assert pause <= max(poll_interval, schedule.MAX_PAUSE_SECONDS) + 1e-12
+        previous = pause
+
+
+def polls_until(run_seconds: float, pause_for: object) -> int:
+    """Count the status queries a wait sends for a task that ends ``run_seconds`` after it began."""
+    elapsed, polls = 0.0, 1  # the first query goes out at once
+    while elapsed < run_seconds:
+        elapsed += pause_for(elapsed)  # type: ignore[operator]
+        polls += 1
+    return polls
+
+
+@pytest.mark.parametrize(
+    ("run_seconds", "fixed_polls", "scheduled_polls"),
+    [
+        (20.0, 11, 11),  # within the first 15 bases the schedule is a fixed poll
+        (45.0, 24, 23),
+        (120.0, 61, 42),
+        (600.0, 301, 69),
+    ],
+)
+def test_backing_off_saves_queries_on_long_tasks(run_seconds: float, fixed_polls: int, scheduled_polls: int) -> None:
+    assert polls_until(run_seconds, lambda elapsed: 2.0) == fixed_polls
+    assert polls_until(run_seconds, lambda elapsed: poll_delay(elapsed, 2.0, no_jitter)) == scheduled_polls
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan])
+def test_a_non_positive_base_is_rejected(bad: float) -> None:
+    with pytest.raises(ValueError, match="poll_interval"):
+        poll_delay(1.0, bad)
+    with pytest.raises(ValueError, match="typical_run"):
+        likely_done_at(0.0, None, bad)
+
+
 def test_the_run_time_model_matches_what_the_schedule_assumes() -> None:
     # Half of the edits take 20 s, one in five more than 30 s, few more than a minute (module docstring).
     assert still_running(20.0, 20.0) == pytest.approx(0.5)
