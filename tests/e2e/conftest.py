@@ -19,10 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from seedream_stack import E2E_FIGURES, E2E_READ_TIMEOUT, EXAMPLE_DAG, TEST_DAGS, AirflowStack, EmulatorProcess
+from seedream_stack import (
+    E2E_FIGURES,
+    E2E_READ_TIMEOUT,
+    E2E_SCALE_BUDGET,
+    EXAMPLE_DAG,
+    TEST_DAGS,
+    AirflowStack,
+    EmulatorProcess,
+)
 
 E2E_DAGS = ("example_seedream_edit", "e2e_seedream_reattach", "e2e_seedream_wait", "e2e_seedream_deadline",
-            "e2e_seedream_malformed")
+            "e2e_seedream_malformed", "e2e_seedream_fanout")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +59,9 @@ def stack(e2e_root, kie, api_key):
         "AIRFLOW_CONN_SEEDREAM_DEFAULT": json.dumps({"conn_type": "seedream", "host": kie.url, "password": api_key,
                                                      "extra": {"upload_base_url": kie.url,
                                                                "timeout": E2E_READ_TIMEOUT}}),
+        "AIRFLOW_CONN_SEEDREAM_SCALE": json.dumps({"conn_type": "seedream", "host": kie.url, "password": api_key,
+                                                   "extra": {"timeout": E2E_READ_TIMEOUT,
+                                                             "polls_per_second": E2E_SCALE_BUDGET}}),
         "SEEDREAM_EXAMPLE_IMAGE_URL": kie.sample_url(),
         "SEEDREAM_EXAMPLE_OUTPUT_DIR": str(e2e_root / "output"),
         "SEEDREAM_EXAMPLE_POLL_INTERVAL": "0.5",

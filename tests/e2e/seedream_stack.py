@@ -36,6 +36,8 @@ TEST_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAG = REPO / "example_dags" / "example_seedream_edit.py"
 #: The connection extra "timeout" of the stack: seconds the hook and the trigger wait for one answer from kie.
 E2E_READ_TIMEOUT = 5
+#: The poll budget of the ``seedream_scale`` connection (the fan-out DAG's), in status queries per second.
+E2E_SCALE_BUDGET = 2
 
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 # Figures the e2e scenarios record for the closing summary (printed by ``conftest.pytest_terminal_summary``).

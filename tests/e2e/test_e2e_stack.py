@@ -18,7 +18,15 @@ from typing import Any
 import psutil
 import pytest
 
-from seedream_stack import E2E_FIGURES, E2E_READ_TIMEOUT, AirflowStack, EmulatorProcess, RunResult, wait_for
+from seedream_stack import (
+    E2E_FIGURES,
+    E2E_READ_TIMEOUT,
+    E2E_SCALE_BUDGET,
+    AirflowStack,
+    EmulatorProcess,
+    RunResult,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -385,6 +393,61 @@ def test_task_that_never_finishes_times_out_naming_the_kie_task(stack, kie, scen
     assert scenario.delta("createTask") == 1
     scenario.finish(sensor_timeout_s=5, task_duration_s=round(ti["duration"], 1))
 
+
+
+# ------------------------------------------------------------------------------ many waits, one shared budget
+FANOUT = "e2e_seedream_fanout"
+FANOUT_COUNT = 16
+
+
+def test_a_mapped_fan_out_keeps_the_poll_budget_in_the_real_triggerer(stack, kie, scenario):
+    """16 mapped deferrable sensors wait in one real triggerer at once, on a connection with a budget of 2 queries/s.
+
+    On their own clocks (0.5 s) they would ask 32 times a second; sharing the triggerer's one budget for the key,
+    no second after they have all deferred holds more than the budget (one more allowed for arrival jitter at the
+    emulator), kie (its limits switched on) refuses none of those queries, and every edit is found, once submitted.
+    Before deferring, each sensor asks once from its worker; those checks are not budgeted across processes, and
+    when eight workers start in the same second kie may refuse one: counted, and harmless (a 429 there is transient,
+    the sensor defers all the same).
+    """
+    kie.configure(rate_limits=True)
+    try:
+        run_id = stack.trigger(FANOUT, {"prompt": scenario.prompt("seconds=20"), "count": FANOUT_COUNT})
+
+        def all_deferred() -> tuple[float, dict[str, Any]] | None:
+            waits = [ti for ti in stack.task_instances(FANOUT, run_id) if ti["task_id"] == "wait"]
+            if len(waits) == FANOUT_COUNT and all(ti["state"] == "deferred" for ti in waits):
+                return time.time(), kie.stats()
+            return None
+
+        deferred_at, at_deferral = wait_for(all_deferred, 60, "every mapped sensor to be deferred at once",
+                                            interval=0.2, on_timeout=stack.diagnostics)
+        result = stack.wait_for_run(FANOUT, run_id, RUN_TIMEOUT)
+        ended_at = time.time()
+    finally:
+        kie.configure(rate_limits=False)
+    assert result.state == "success", result
+
+    stats = kie.stats()
+    per_second = {int(second): n for second, n in stats["per_second"]["recordInfo"].items()}
+    # From the first whole second after the last sensor deferred: only the triggerer asks about these tasks now.
+    window = [per_second.get(second, 0) for second in range(int(deferred_at) + 1, int(ended_at) + 1)]
+    assert len(window) >= 10, window
+    assert max(window) <= E2E_SCALE_BUDGET + 1, window
+    assert sum(window) <= E2E_SCALE_BUDGET * len(window) + 1, window
+    refused_while_deferred = stats["rate_limited"]["recordInfo"] - at_deferral["rate_limited"]["recordInfo"]
+    refused_before = at_deferral["rate_limited"]["recordInfo"] - scenario.before["rate_limited"]["recordInfo"]
+    assert refused_while_deferred == 0
+    assert refused_before <= FANOUT_COUNT  # at most the workers' one check each
+    assert len(scenario.task_ids()) == FANOUT_COUNT == scenario.delta("createTask")
+    waits = [ti for ti in stack.task_instances(FANOUT, run_id) if ti["task_id"] == "wait"]
+    assert sorted(ti["map_index"] for ti in waits) == list(range(FANOUT_COUNT))
+    assert {ti["state"] for ti in waits} == {"success"}
+    assert "async thread was blocked" not in stack.component_log("triggerer")
+    scenario.finish(sensors_deferred_at_once=FANOUT_COUNT, budget_per_second=E2E_SCALE_BUDGET,
+                    deferred_phase_seconds=len(window), most_queries_in_a_second=max(window),
+                    queries_while_deferred=sum(window), refused_while_deferred=refused_while_deferred,
+                    refused_worker_checks=refused_before)
 
 # ---------------------------------------------------------------------------------------------- secret canary
 def _count(haystack: bytes, needle: bytes) -> int:

@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
@@ -68,3 +68,19 @@ with DAG("e2e_seedream_deadline", **COMMON):
 with DAG("e2e_seedream_malformed", **COMMON):
     submit = SeedreamEditOperator(task_id="edit", prompt="{{ params.prompt }}", image_urls=[IMAGE_URL])
     SeedreamTaskSensor(task_id="wait", seedream_task_id=submit.output, poke_interval=POLL, timeout=120)
+
+# A mapped fan-out whose deferred sensors share one triggerer, on a connection with a poll budget of 2 queries/s
+# (``seedream_scale``: the same key as ``seedream_default``): ``count`` edits of the same prompt, numbered.
+with DAG("e2e_seedream_fanout", **{**COMMON, "params": {**COMMON["params"], "count": Param(4, type="integer")}}):
+
+    @task
+    def prompts(params: dict | None = None) -> list[str]:
+        assert params is not None
+        return [f"{params['prompt']} #{index}" for index in range(params["count"])]
+
+    edits = SeedreamEditOperator.partial(
+        task_id="edit", image_urls=[IMAGE_URL], seedream_conn_id="seedream_scale"
+    ).expand(prompt=prompts())
+    SeedreamTaskSensor.partial(
+        task_id="wait", seedream_conn_id="seedream_scale", poke_interval=POLL, timeout=120
+    ).expand(seedream_task_id=edits.output)
