@@ -72,11 +72,17 @@ def poll_delay(elapsed: float, poll_interval: float, rng: Callable[[], float] = 
     return target * (1.0 - JITTER + 2.0 * JITTER * rng())
 
 
+def _check_typical_run(typical_run: float) -> None:
+    if not typical_run > 0:  # also rejects NaN
+        raise ValueError(f"typical_run must be a positive number of seconds, got {typical_run!r}")
+
+
 def still_running(elapsed: float, typical_run: float) -> float:
     """Return the chance that an edit is still running ``elapsed`` seconds after it began (lognormal run times).
 
     :param typical_run: the median run time in seconds (the connection's ``typical_run_seconds``).
     """
+    _check_typical_run(typical_run)
     if elapsed <= 0:
         return 1.0
     return 0.5 * math.erfc(math.log(elapsed / typical_run) / (RUN_TIME_SIGMA * math.sqrt(2.0)))
@@ -105,14 +111,13 @@ def likely_done_at(started: float, last_running: float | None, typical_run: floa
     :param last_running: when kie last answered that the task was still running; ``None`` if not yet asked.
     :param typical_run: the median run time in seconds.
     """
-    if not typical_run > 0:  # also rejects NaN
-        raise ValueError(f"typical_run must be a positive number of seconds, got {typical_run!r}")
+    _check_typical_run(typical_run)
     seen = 0.0 if last_running is None else max(0.0, last_running - started)
     latest = started + seen + typical_run
     survival = still_running(seen, typical_run)
     if survival < _TAIL:
         return latest
-    from statistics import NormalDist  # noqa: PLC0415 -- only the triggerer needs it, not DAG parsing
+    from statistics import NormalDist  # here, not at the top: only the triggerer needs it, not DAG parsing
 
     # The median of the run time given that it exceeds ``seen``: where the survival halves.
     z = -NormalDist().inv_cdf(survival / 2.0)

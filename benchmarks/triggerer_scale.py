@@ -85,8 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="trigger: the order the trigger asks for (likely_done_at); round-robin: every query "
                              "ranks by the moment it asked, for comparison (default trigger)")
     parser.add_argument("--dump", metavar="FILE",
-                        help="also write one JSON line per task and mode (created, completed, event; emulated s "
-                             "from the first submit) for analysis, e.g. replaying the run in simulate_budget.py")
+                        help="also write FILE anew with one JSON line per task and mode (created, completed, event; "
+                             "emulated s from the first submit), e.g. to replay the run in simulate_budget.py")
     parser.add_argument("--trigger-log", default=os.devnull,
                         help="where the triggers' log lines go (default: discarded after formatting)")
     return parser.parse_args(argv)
@@ -103,6 +103,7 @@ class Run:
         self.created: dict[str, float] = {}
         self.figures: dict[str, Any] = {}
         self.durations: list[float] = []
+        self.rows: list[dict[str, Any]] = []  # one per task, for --dump
         self.weighing = False
 
 
@@ -233,19 +234,18 @@ async def run_mode(mode: str, args: argparse.Namespace, emu: Emulator) -> Run:
 
     run.durations = [(task["completed"] - task["created"]) / scale for task in stats["tasks"].values()
                      if task["completed"] is not None]
-    if args.dump:
-        origin = min(run.created.values())
-        with open(args.dump, "a", encoding="utf-8") as dump:
-            for task_id, created in run.created.items():
-                completed = stats["tasks"][task_id]["completed"]
-                event = run.events.get(task_id)
-                dump.write(json.dumps({
-                    "mode": mode,
-                    "task": task_id,
-                    "created": (created - origin) / scale,
-                    "completed": None if completed is None else (completed - origin) / scale,
-                    "event": None if event is None else (event[0] - origin) / scale,
-                }) + "\n")
+    origin = min(run.created.values(), default=0.0)
+    for task_id, created in run.created.items():
+        completed = stats["tasks"][task_id]["completed"]
+        event = run.events.get(task_id)
+        run.rows.append({
+            "mode": mode,
+            "priority": args.priority if mode == "ours" else None,
+            "task": task_id,
+            "created": (created - origin) / scale,
+            "completed": None if completed is None else (completed - origin) / scale,
+            "event": None if event is None else (event[0] - origin) / scale,
+        })
     latencies = []
     for task_id, (event_at, _) in run.events.items():
         completed = stats["tasks"][task_id]["completed"]
@@ -421,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
             core.likely_done_at = lambda started, last_running, typical: time.time()  # type: ignore[assignment]
         with output_to(args.trigger_log):
             runs = asyncio.run(main_async(args, emu))
+    if args.dump:  # this run's rows only: a replay of the file replays this run
+        Path(args.dump).write_text("".join(json.dumps(row) + "\n" for run in runs.values() for row in run.rows),
+                                   encoding="utf-8")
     closing_json(report(args, runs, emu_config))
     return 0
 

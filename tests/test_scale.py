@@ -146,7 +146,7 @@ async def test_a_scarce_budget_asks_first_about_the_task_most_likely_finished(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One query per second for four finished tasks. B's trigger runs first and takes the idle budget's grant; the
-    # others then queue: C and D were submitted 2 s ago and just now (likely done in ~18 and ~20 s: the typical run is
+    # others then queue behind a short pause: C and D were submitted 2 s ago and just now (likely done in ~18 and ~20 s: the typical run is
     # 20 s), A 100 s ago (likely done long since). A is asked about next although its trigger started last, then C,
     # then D. Round-robin would give B, C, D, A.
     monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
@@ -165,8 +165,13 @@ async def test_a_scarce_budget_asks_first_about_the_task_most_likely_finished(
     settings = await SeedreamHook().aget_settings()
     async with aio.lease(settings) as (_, budget):  # keeps the budget (and its pacing) alive between the waits
         await wait(b, now)
+        budget.pause(3.0)  # hold the next grant until all three have queued, however slow this machine is
         waits = [asyncio.create_task(wait(task_id, started))
                  for task_id, started in ((c, now - 2), (d, now), (a, now - 100))]
+        queued_by = time.monotonic() + 2.5
+        while budget.waiting < 3 and time.monotonic() < queued_by:
+            await asyncio.sleep(0.01)
+        assert budget.waiting == 3  # all three compete for the next grant
         await asyncio.gather(*waits)
         assert budget.granted == 4
     names = {b: "b", a: "a", c: "c", d: "d"}

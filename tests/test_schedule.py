@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -113,6 +114,8 @@ def test_a_non_positive_base_is_rejected(bad: float) -> None:
         poll_delay(1.0, bad)
     with pytest.raises(ValueError, match="typical_run"):
         likely_done_at(0.0, None, bad)
+    with pytest.raises(ValueError, match="typical_run"):
+        still_running(1.0, bad)
 
 
 def test_the_run_time_model_matches_what_the_schedule_assumes() -> None:
@@ -147,9 +150,10 @@ def test_the_rank_scales_with_the_typical_run() -> None:
 
 
 def test_a_later_running_answer_never_ranks_a_task_earlier() -> None:
-    ranks = [likely_done_at(0.0, seen, 20.0) for seen in [0.5 * step for step in range(0, 2000)]]
-    assert all(later >= earlier for earlier, later in zip(ranks, ranks[1:]))
-    assert all(seen <= rank <= seen + 20.0 for rank, seen in zip(ranks, [0.5 * step for step in range(0, 2000)]))
+    seen_at = [0.5 * step for step in range(2000)]
+    ranks = [likely_done_at(0.0, seen, 20.0) for seen in seen_at]
+    assert all(later >= earlier for earlier, later in itertools.pairwise(ranks))
+    assert all(seen <= rank <= seen + 20.0 for rank, seen in zip(ranks, seen_at, strict=True))
 
 
 def test_fresh_tasks_rank_by_start_and_a_long_runner_goes_before_newer_starts() -> None:

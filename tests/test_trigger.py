@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from airflow_provider_seedream import core
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 
@@ -156,3 +157,33 @@ async def test_event_is_held_back_until_min_event_delay(emulator):
     assert time.time() - started >= 1.5
     polls = emulator.count("recordInfo")
     assert polls < 10  # it waited for the hold, it did not keep polling through it
+
+
+async def test_each_query_ranks_by_the_last_still_running_answer_and_the_typical_run(emulator, monkeypatch, api_key):
+    # Record what the trigger asks the budget's ranking (the real function still computes it). The task stays
+    # "generating" until its 4th answered poll; a 500 comes between the first and the second: an error is no "still running".
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
+        {"conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"typical_run_seconds": 45}}))
+    task_id = submit(emulator, "[emulator: polls=4]")
+    await asyncio.sleep(0.4)  # past the "recordInfo is null" window
+    calls: list[tuple[float, float | None, float]] = []
+    real = core.likely_done_at
+
+    def spy(started: float, last_running: float | None, typical: float) -> float:
+        calls.append((started, last_running, typical))
+        return real(started, last_running, typical)
+
+    monkeypatch.setattr(core, "likely_done_at", spy)
+    emulator.faults("recordInfo", {"kind": "delay", "seconds": 0}, {"kind": "http", "status": 500})
+    started = time.time()
+    event = await first_event(SeedreamTaskTrigger(task_id, poll_interval=0.1, started_at=started,
+                                                  deadline=started + 30))
+    assert event["status"] == "success"
+    assert [typical for _, _, typical in calls] == [45.0] * len(calls)
+    assert {s for s, _, _ in calls} == {started}
+    seen = [last for _, last, _ in calls]
+    # Polls: generating, 500, generating, generating, success: five queries, ranked with what was known before each.
+    assert len(seen) == 5
+    assert seen[0] is None
+    assert seen[1] is not None and seen[2] == seen[1]  # the 500 changed nothing
+    assert seen[1] < seen[3] < seen[4] < time.time()

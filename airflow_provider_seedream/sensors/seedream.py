@@ -117,6 +117,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
         """
         if not self.reschedule:
             return None
+        # The base class asked the same a moment ago, but keeps the answer to itself: one more small API call a poke.
         first = context["ti"].get_first_reschedule_date(context)
         return first.timestamp() if first is not None else None
 
