@@ -693,10 +693,9 @@ class Waiter:
     policy: WaitPolicy
     started_at: float
     rng: Callable[[], float] = random.random
-    last_state: str | None = None
-    seen: bool = False
+    last_state: str | None = None  # None until kie has answered with the task once
+    last_running_at: float | None = None  # when kie last answered that the task was still running
     consecutive_errors: int = 0
-    polls: int = 0
 
     def _delay(self, now: float) -> float:
         return max(0.0, min(poll_delay(now - self.started_at, self.policy.poll_interval, self.rng),
@@ -712,10 +711,8 @@ class Waiter:
 
     def observe(self, outcome: SeedreamTask | BaseException, now: float) -> Step:
         """Take one query's result (a task or the error it raised) and decide the next step."""
-        self.polls += 1
         waited = now - self.started_at
         if isinstance(outcome, SeedreamTask):
-            self.seen = True
             self.consecutive_errors = 0
             note = None
             if outcome.state != self.last_state:
@@ -729,12 +726,14 @@ class Waiter:
                 return Step(make_event(EVENT_FAILED, self.task_id,
                                        f"Seedream task {self.task_id} failed: failCode={outcome.fail_code or '-'} "
                                        f"failMsg={outcome.fail_msg or '-'}", outcome), note=note)
+            self.last_running_at = now
             if now >= self.policy.deadline:
                 return self._timeout(now)
             return Step(None, self._delay(now), note)
 
         error = outcome
-        if isinstance(error, exc.SeedreamNotFoundError) and not self.seen and waited < self.policy.not_found_grace:
+        seen = self.last_state is not None
+        if isinstance(error, exc.SeedreamNotFoundError) and not seen and waited < self.policy.not_found_grace:
             if now >= self.policy.deadline:
                 return self._timeout(now)
             return Step(None, self._delay(now), f"Seedream task {self.task_id} is not visible yet ({error}); "

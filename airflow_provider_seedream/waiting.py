@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from airflow_provider_seedream import core
-from airflow_provider_seedream import exceptions as exc
 
 # Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
 # report the timeout first, with the kie task id in the message.
@@ -55,15 +54,8 @@ class WaitPlan:
 
 
 def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
-    """Query the task once (no retries of its own: the waiter counts errors) and feed the outcome to ``waiter``."""
-    outcome: core.SeedreamTask | BaseException
-    try:
-        outcome = operator.hook._get_task_once(waiter.task_id)
-    except exc.SeedreamError as error:
-        outcome = error
-    step = waiter.observe(outcome, time.time())
-    if step.note:
-        operator.log.info("%s", step.note)
+    """Query the task once from the worker and feed the outcome to ``waiter``, logging to the operator's log."""
+    step: core.Step = operator.hook._observe(waiter, operator.log)
     return step
 
 

@@ -237,10 +237,12 @@ class SeedreamHook(BaseHook):
         return tenacity.Retrying(retry=tenacity.retry_if_exception(predicate), wait=wait, stop=stop,
                                  before_sleep=before_sleep, reraise=True)
 
+    def _transient_retrying(self, what: str) -> tenacity.Retrying:
+        """Retry transient errors (connection trouble, 429, 5xx) up to ``max_retries`` times: for reads and uploads."""
+        return self._retrying(core.is_transient, what, tenacity.stop_after_attempt(self.max_retries + 1))
+
     def _read(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        url = self.settings.base_url + path
-        retrying = self._retrying(core.is_transient, what, tenacity.stop_after_attempt(self.max_retries + 1))
-        return retrying(self._send, method, url, what, **kwargs)
+        return self._transient_retrying(what)(self._send, method, self.settings.base_url + path, what, **kwargs)
 
     # ---------------------------------------------------------------------------------------------------- API
     def create_edit_task(
@@ -299,8 +301,25 @@ class SeedreamHook(BaseHook):
     def get_task(self, task_id: str) -> core.SeedreamTask:
         """Return what kie says about ``task_id`` now (transient errors are retried with backoff)."""
         core.check_task_id(task_id)
-        data = self._read("GET", core.RECORD_INFO_PATH, "recordInfo", params={"taskId": task_id})
-        return core.parse_task(data, task_id)
+        return self._transient_retrying("recordInfo")(self._get_task_once, task_id)
+
+    def _observe(self, waiter: core.Waiter, log: Any,
+                 on_update: Callable[[core.SeedreamTask], None] | None = None) -> core.Step:
+        """Query the task once (no retries of its own: the waiter counts errors), feed the outcome to ``waiter``.
+
+        One step of every blocking wait: ``wait_for_task`` and the operator's and sensor's checks in the worker.
+        """
+        outcome: core.SeedreamTask | BaseException
+        try:
+            outcome = self._get_task_once(waiter.task_id)
+            if on_update is not None:
+                on_update(outcome)
+        except exc.SeedreamError as error:
+            outcome = error
+        step = waiter.observe(outcome, time.time())
+        if step.note:
+            log.info("%s", step.note)
+        return step
 
     def wait_for_task(
         self,
@@ -325,16 +344,7 @@ class SeedreamHook(BaseHook):
             deadline = now + timeout if timeout is not None else float("inf")
         waiter = core.Waiter(task_id, core.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
         while True:
-            outcome: core.SeedreamTask | BaseException
-            try:
-                outcome = self._get_task_once(task_id)
-                if on_update is not None:
-                    on_update(outcome)
-            except exc.SeedreamError as error:
-                outcome = error
-            step = waiter.observe(outcome, time.time())
-            if step.note:
-                self.log.info("%s", step.note)
+            step = self._observe(waiter, self.log, on_update)
             if step.event is not None:
                 return core.resolve_event(step.event, task_id)
             sleep(step.delay)
@@ -381,8 +391,7 @@ class SeedreamHook(BaseHook):
                 except _SourceChanged as error:
                     raise exc.SeedreamValidationError(f"{file_name}: {error}", code=None) from None
 
-        retrying = self._retrying(core.is_transient, "upload", tenacity.stop_after_attempt(self.max_retries + 1))
-        return core.parse_upload(retrying(once))
+        return core.parse_upload(self._transient_retrying("upload")(once))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with the credit endpoint, which spends nothing."""

@@ -91,19 +91,16 @@ class SeedreamTaskTrigger(BaseTrigger):
             # Hold one lease for the whole wait so that the shared client is not reopened between polls.
             async with aio.lease(settings):
                 event = None
-                last_running: float | None = None  # when kie last said the task was still running
                 while event is None:
                     outcome: core.SeedreamTask | BaseException
                     try:
                         # When the budget is scarce, the tasks most likely finished are asked about first.
-                        rank = core.likely_done_at(self.started_at, last_running, settings.typical_run_seconds)
+                        rank = core.likely_done_at(self.started_at, waiter.last_running_at,
+                                                   settings.typical_run_seconds)
                         outcome = await hook.aget_task(task_id, priority=rank - time.time())
                     except exc.SeedreamError as error:
                         outcome = error
-                    now = time.time()
-                    if isinstance(outcome, core.SeedreamTask) and not outcome.is_terminal:
-                        last_running = now
-                    step = waiter.observe(outcome, now)
+                    step = waiter.observe(outcome, time.time())
                     if step.note:
                         self.log.info("%s", step.note)
                     event = step.event
