@@ -179,8 +179,6 @@ _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Share
 # Clients being closed after their last lease: held here so that a cancelled leaseholder cannot orphan the close.
 _CLOSING: set[asyncio.Task[None]] = set()
 
-CONNECT_TIMEOUT = 10.0
-
 
 def _rate_limit_listener(budget: PollBudget) -> Callable[[httpx.Response], Awaitable[None]]:
     """Return a response hook that pauses ``budget`` when kie answers a status query with HTTP 429.
@@ -216,7 +214,7 @@ def _new_client(settings: core.ConnectionSettings, budget: PollBudget) -> httpx.
     return httpx.AsyncClient(
         headers=settings.headers,
         verify=_ssl_context(),
-        timeout=httpx.Timeout(settings.timeout, connect=CONNECT_TIMEOUT),
+        timeout=httpx.Timeout(settings.timeout, connect=core.CONNECT_TIMEOUT_SECONDS),
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         follow_redirects=False,
         event_hooks={"response": [_rate_limit_listener(budget)]},
@@ -266,10 +264,3 @@ def shared_entries() -> dict[str, tuple[int, int]]:
     """Return, for the running loop, each budget key's (leases, waiting) counts: for tests and benchmarks."""
     entries = _REGISTRY.get(asyncio.get_running_loop(), {})
     return {key: (entry.leases, entry.budget.waiting) for key, entry in entries.items()}
-
-
-def shared_budget(settings: core.ConnectionSettings) -> PollBudget | None:
-    """Return the running loop's budget for ``settings``'s key, if some wait holds it: for tests and benchmarks."""
-    entries = _REGISTRY.get(asyncio.get_running_loop(), {})
-    entry = entries.get(settings.budget_key())
-    return entry.budget if entry is not None else None

@@ -41,6 +41,8 @@ MAX_URL_CHARS = 2048
 DEFAULT_POLLS_PER_SECOND = 8.0
 # Seconds to wait for one answer (connection extra ``timeout``); a createTask that times out is never resubmitted.
 DEFAULT_TIMEOUT_SECONDS = 30.0
+#: Seconds to wait for a connection to kie (the read timeout is the connection's extra ``timeout``).
+CONNECT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 600.0
 MAX_POLLS_PER_SECOND = 9.0
 #: The median Seedream edit time the poll budget assumes when it must choose whose status to ask first.

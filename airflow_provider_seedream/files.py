@@ -15,7 +15,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_seedream import core
-from airflow_provider_seedream import exceptions as exc
 
 #: Seedream 4.5 input limit per image ("max 10 MB", createTask page), applied before anything is uploaded.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
@@ -197,16 +196,23 @@ def has_directories(protocol: str | None) -> bool:
     return (protocol or "file") in ("file", "local")
 
 
+def no_filesystem_problem(uri: str, error: BaseException) -> str:
+    """Say that no fsspec filesystem serves ``uri``'s scheme, and which provider would bring one."""
+    scheme = uri.partition("://")[0] if "://" in uri else "file"
+    return (f"no filesystem is registered for {scheme}:// ({error}); install the Airflow provider that brings it "
+            f"(e.g. apache-airflow-providers-amazon for s3://, -google for gs://)")
+
+
 def stale_siblings(stem: str, chosen_extension: str) -> list[str]:
     """Names an earlier try may have left for the same image in another format (to remove after storing)."""
     return [stem + ext for ext in sorted(set(IMAGE_EXTENSIONS.values())) if ext != chosen_extension]
 
 
-def result_type(head: bytes, content_type: str | None, url: str) -> tuple[str, str] | None:
+def result_type(head: bytes, content_type: str | None) -> tuple[str, str] | None:
     """Return ``(content type, extension)`` of a downloaded result, trusting content first; ``None`` if no image.
 
     The bytes decide (a CDN error page served with 200 must not be stored as ``.png``); the ``Content-Type`` header
-    and then the URL's extension only name image types the magic bytes do not cover.
+    only names image types the magic bytes do not cover.
     """
     sniffed = sniff_image(head)
     if sniffed in IMAGE_EXTENSIONS:
@@ -312,6 +318,3 @@ def storage_error_message(task_id: str, urls: list[str], problem: str) -> str:
             f"temporary (about 24 h, sometimes much less): {core.describe_urls(urls)}. Retrying this Airflow task "
             f"re-reads the same kie task (no new cost) and stores again")
 
-
-# The error lives with the others; named here too for the modules that import it from files.
-SeedreamStorageError = exc.SeedreamStorageError

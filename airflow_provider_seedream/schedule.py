@@ -43,10 +43,10 @@ RUN_TIME_SIGMA = 0.5
 _TAIL = 1e-12
 
 
-def _check_interval(poll_interval: float) -> float:
-    if not poll_interval > 0:  # also rejects NaN
-        raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
-    return float(poll_interval)
+def _seconds(name: str, value: float) -> float:
+    if not value > 0:  # also rejects NaN
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def stretch(elapsed_bases: float) -> float:
@@ -67,14 +67,9 @@ def poll_delay(elapsed: float, poll_interval: float, rng: Callable[[], float] = 
     :param poll_interval: the base pause, in seconds, chosen by the user (``poll_interval`` / ``poke_interval``).
     :param rng: a source of uniform numbers in [0, 1), for the jitter; inject a constant in tests.
     """
-    base = _check_interval(poll_interval)
+    base = _seconds("poll_interval", poll_interval)
     target = min(base * stretch(elapsed / base), max(base, MAX_PAUSE_SECONDS))
     return target * (1.0 - JITTER + 2.0 * JITTER * rng())
-
-
-def _check_typical_run(typical_run: float) -> None:
-    if not typical_run > 0:  # also rejects NaN
-        raise ValueError(f"typical_run must be a positive number of seconds, got {typical_run!r}")
 
 
 def still_running(elapsed: float, typical_run: float) -> float:
@@ -82,7 +77,7 @@ def still_running(elapsed: float, typical_run: float) -> float:
 
     :param typical_run: the median run time in seconds (the connection's ``typical_run_seconds``).
     """
-    _check_typical_run(typical_run)
+    _seconds("typical_run", typical_run)
     if elapsed <= 0:
         return 1.0
     return 0.5 * math.erfc(math.log(elapsed / typical_run) / (RUN_TIME_SIGMA * math.sqrt(2.0)))
@@ -111,10 +106,9 @@ def likely_done_at(started: float, last_running: float | None, typical_run: floa
     :param last_running: when kie last answered that the task was still running; ``None`` if not yet asked.
     :param typical_run: the median run time in seconds.
     """
-    _check_typical_run(typical_run)
     seen = 0.0 if last_running is None else max(0.0, last_running - started)
+    survival = still_running(seen, typical_run)  # also checks typical_run
     latest = started + seen + typical_run
-    survival = still_running(seen, typical_run)
     if survival < _TAIL:
         return latest
     from statistics import NormalDist  # here, not at the top: only the triggerer needs it, not DAG parsing

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tenacity
 
+from airflow_provider_seedream import core
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files
-from airflow_provider_seedream.files import SeedreamStorageError
+from airflow_provider_seedream.exceptions import SeedreamStorageError
 
 if TYPE_CHECKING:
     from logging import Logger
@@ -82,16 +83,10 @@ def check_output_path(value: Any) -> ObjectStoragePath:
         path = uploads.to_storage_path(value)
         path.fs  # noqa: B018 - resolves the filesystem (and its connection) now, not after the task was paid for
     except ValueError as error:
-        scheme = str(value).partition("://")[0] if "://" in str(value) else "file"
-        raise exc.SeedreamValidationError(
-            f"output_path: no filesystem is registered for {scheme}:// ({error}); install the Airflow provider that "
-            f"brings it (e.g. apache-airflow-providers-amazon for s3://, -google for gs://)",
-            field="output_path", code=None,
-        ) from error
+        raise core._invalid("output_path", files.no_filesystem_problem(str(value), error)) from error
     except Exception as error:  # a connection that does not exist, a filesystem that cannot be built
-        raise exc.SeedreamValidationError(
-            f"output_path: cannot use {files.redact_url(str(value))}: {type(error).__name__}: {error}",
-            field="output_path", code=None,
+        raise core._invalid(
+            "output_path", f"cannot use {files.redact_url(str(value))}: {type(error).__name__}: {error}"
         ) from error
     return path
 
@@ -184,7 +179,7 @@ def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state
             first = next(chunks, b"")
         except requests.RequestException as error:
             raise _DownloadFailed("short", f"the download broke off ({type(error).__name__})") from error
-        kind = files.result_type(first, response.headers.get("Content-Type"), state.url)
+        kind = files.result_type(first, response.headers.get("Content-Type"))
         if kind is None:
             raise _DownloadFailed("not_image", f"the result host did not send an image (Content-Type "
                                                f"{response.headers.get('Content-Type') or 'unset'})")

@@ -80,10 +80,7 @@ def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.See
     if isinstance(error, PermissionError):
         return core._invalid(field_name, f"cannot be read (permission denied): {shown}")
     if isinstance(error, ValueError) and "filesystem" in str(error).lower():
-        scheme = uri.partition("://")[0] if "://" in uri else "file"
-        return core._invalid(field_name, f"no filesystem is registered for {scheme}:// ({error}); install the "
-                                         f"Airflow provider that brings it (e.g. apache-airflow-providers-amazon "
-                                         f"for s3://, -google for gs://)")
+        return core._invalid(field_name, files.no_filesystem_problem(uri, error))
     # Anything else (a bucket that timed out, a throttled read) may pass on a retry: not a validation error.
     return exc.SeedreamError(f"{field_name}: could not read {shown}: {type(error).__name__}: {error}")
 

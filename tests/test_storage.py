@@ -22,7 +22,7 @@ from support import run_trigger
 
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files, storage
-from airflow_provider_seedream.files import SeedreamStorageError
+from airflow_provider_seedream.exceptions import SeedreamStorageError
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
@@ -117,7 +117,7 @@ WEBP = b"RIFF\0\0\0\0WEBPVP8 "
     ],
 )
 def test_result_type(head, content_type, expected):
-    assert files.result_type(head, content_type, "https://x/0.png") == expected
+    assert files.result_type(head, content_type) == expected
 
 
 @pytest.mark.parametrize(

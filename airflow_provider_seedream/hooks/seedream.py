@@ -120,7 +120,7 @@ class SeedreamHook(BaseHook):
         seedream_conn_id: str = default_conn_name,
         *,
         timeout: float | None = None,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = core.CONNECT_TIMEOUT_SECONDS,
         max_retries: int = 4,
         retry_base: float = 1.0,
         submit_timeout: float = 600.0,
@@ -137,28 +137,27 @@ class SeedreamHook(BaseHook):
         self.download_chunk_size = download_chunk_size
 
     # ---------------------------------------------------------------------------------------------------- connection
+    @staticmethod
+    def _form() -> dict[str, Any]:
+        from airflow_provider_seedream.get_provider_info import get_provider_info
+
+        form: dict[str, Any] = get_provider_info()["connection-types"][0]
+        return form
+
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Shape the connection form on Airflow 3.1 (3.2+ reads the same from the provider info)."""
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"password": "API key", "host": "Base URL"},
-            "placeholders": {"host": core.DEFAULT_BASE_URL, "password": "kie.ai API key"},
-        }
+        """Shape the connection form on Airflow 3.1, from the provider info that 3.2+ reads (one description)."""
+        return {key.replace("-", "_"): value for key, value in cls._form()["ui-field-behaviour"].items()}
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields for the connection form on Airflow 3.1."""
+        """Extra fields for the connection form on Airflow 3.1: the provider info's ``conn-fields``, as text fields."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import StringField
 
-        return {
-            "upload_base_url": StringField(lazy_gettext("Upload base URL"), widget=BS3TextFieldWidget()),
-            "polls_per_second": StringField(lazy_gettext("Status queries per second"), widget=BS3TextFieldWidget()),
-            "timeout": StringField(lazy_gettext("Request timeout (s)"), widget=BS3TextFieldWidget()),
-            "typical_run_seconds": StringField(lazy_gettext("Typical edit time (s)"), widget=BS3TextFieldWidget()),
-        }
+        return {name: StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget())
+                for name, field in cls._form()["conn-fields"].items()}
 
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> core.ConnectionSettings:
         return core.settings_from_connection(

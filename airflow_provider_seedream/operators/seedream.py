@@ -109,13 +109,13 @@ class SeedreamEditOperator(BaseOperator):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
-    def _reattach_to(self, store: Any, edit: core.EditInput) -> str | None:
+    def _reattach_to(self, store: Any, fingerprint: str) -> str | None:
         """Return the task a previous try submitted for the same inputs, if it is still worth waiting for."""
         saved = store.get(STATE_KEY) if store is not None else None
         if not self.reattach or not isinstance(saved, dict) or not saved.get("task_id"):
             return None
         task_id = saved["task_id"]
-        if saved.get("fingerprint") != edit.fingerprint():
+        if saved.get("fingerprint") != fingerprint:
             self.log.info("A previous try submitted Seedream task %s with other inputs; submitting anew", task_id)
             return None
         try:
@@ -141,20 +141,21 @@ class SeedreamEditOperator(BaseOperator):
         prepared = uploads.prepare_edit(
             self.prompt, self.image_urls, self.aspect_ratio, self.quality, self.callback_url, self.nsfw_checker
         )
-        if self.wait_for_completion and self.output_path:
+        if self.output_path:  # only set together with wait_for_completion (checked in __init__)
             from airflow_provider_seedream import storage
 
             storage.check_output_path(self.output_path)
-        edit = prepared.edit  # local files are placeholders here, so the fingerprint is the same on every try
+        # Local files are placeholders in ``prepared.edit``, so the fingerprint is the same on every try.
+        fingerprint = prepared.edit.fingerprint()
         store = context.get("task_state_store")
-        task_id = self._reattach_to(store, edit)
+        task_id = self._reattach_to(store, fingerprint)
         if task_id is None:
             if store is None:
                 self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                                  "after the submit, the retry submits and pays for a second edit")
             task_id = self.hook.submit_edit(prepared.upload(self.hook))
             if store is not None:
-                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": edit.fingerprint(), "submitted_at": time.time()})
+                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": fingerprint, "submitted_at": time.time()})
         context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)
         if not self.wait_for_completion:
             return task_id
