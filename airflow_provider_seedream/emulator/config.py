@@ -108,6 +108,14 @@ class EmulatorConfig:
         if self.default_scenario is not None:
             Scenario.from_mapping(self.default_scenario)
 
+    def rate_limit(self, endpoint: str) -> tuple[int, float] | None:
+        """Return kie's limit on ``endpoint`` as (requests, window in emulated seconds), or None if it has none."""
+        if endpoint == "createTask":
+            return self.create_limit, self.create_window_seconds
+        if endpoint == "recordInfo":
+            return self.record_info_limit, self.record_info_window_seconds
+        return None
+
     def scaled(self, seconds: float) -> float:
         """Convert emulated seconds to wall seconds."""
         return seconds * self.time_scale

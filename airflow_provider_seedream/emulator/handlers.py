@@ -40,15 +40,6 @@ from airflow_provider_seedream.emulator.wire import (
 
 Handler = Callable[[Request], Reply]
 
-#: API paths -> (method, endpoint name). Upload paths live on kie's upload host in reality; here on one server.
-API_ROUTES: dict[str, tuple[str, str]] = {
-    "/api/v1/jobs/createTask": ("POST", "createTask"),
-    "/api/v1/jobs/recordInfo": ("GET", "recordInfo"),
-    "/api/v1/chat/credit": ("GET", "credit"),
-    "/api/v1/common/download-url": ("POST", "download-url"),
-    "/api/file-stream-upload": ("POST", "upload"),
-    "/api/file-base64-upload": ("POST", "upload"),
-}
 
 _NOT_JSON_BODY = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
@@ -61,13 +52,15 @@ class Dispatcher:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
-        self._api_handlers: dict[str, Handler] = {
-            "/api/v1/jobs/createTask": self._create_task,
-            "/api/v1/jobs/recordInfo": self._record_info,
-            "/api/v1/chat/credit": self._credit,
-            "/api/v1/common/download-url": self._download_url,
-            "/api/file-stream-upload": self._stream_upload,
-            "/api/file-base64-upload": self._base64_upload,
+        # API paths -> (method, endpoint name, handler). Upload paths live on kie's upload host in reality; here on
+        # the same server.
+        self._api_routes: dict[str, tuple[str, str, Handler]] = {
+            "/api/v1/jobs/createTask": ("POST", "createTask", self._create_task),
+            "/api/v1/jobs/recordInfo": ("GET", "recordInfo", self._record_info),
+            "/api/v1/chat/credit": ("GET", "credit", self._credit),
+            "/api/v1/common/download-url": ("POST", "download-url", self._download_url),
+            "/api/file-stream-upload": ("POST", "upload", self._stream_upload),
+            "/api/file-base64-upload": ("POST", "upload", self._base64_upload),
         }
 
     # ------------------------------------------------------------------ routing
@@ -78,11 +71,11 @@ class Dispatcher:
         method = "GET" if request.method == "HEAD" else request.method
         if path.startswith("/_emulator/"):
             return handle_control(self.state, request)
-        if path in API_ROUTES:
-            allowed, endpoint = API_ROUTES[path]
+        if path in self._api_routes:
+            allowed, endpoint, api_handler = self._api_routes[path]
             if method != allowed:
                 return gateway_error(405, "Method Not Allowed", headers={"Allow": allowed})
-            return self._serve(endpoint, request, self._api_handlers[path], authenticated=True)
+            return self._serve(endpoint, request, api_handler, authenticated=True)
         if method != "GET":
             return gateway_error(405, "Method Not Allowed", headers={"Allow": "GET, HEAD"})
         for prefix, endpoint, handler in (
@@ -97,7 +90,7 @@ class Dispatcher:
             return json_reply(
                 {
                     "service": "seedream-emulator",
-                    "endpoints": sorted(API_ROUTES),
+                    "endpoints": sorted(self._api_routes),
                     "samples": f"{self.state.base_url}/samples/",
                 }
             )
@@ -120,15 +113,11 @@ class Dispatcher:
             return envelope(endpoint, 401, CODE_MESSAGES[401])
         wait = self.state.acquire_rate(endpoint, key_hash)
         if wait is not None:
-            config = self.state.config
-            limit = (
-                f"{config.create_limit} createTask requests per {config.create_window_seconds:g} seconds"
-                if endpoint == "createTask"
-                else f"{config.record_info_limit} recordInfo requests per {config.record_info_window_seconds:g} second"
-            )
+            count, window = self.state.config.rate_limit(endpoint) or (0, 0.0)
             return gateway_error(
                 429,
-                f"Rate limit exceeded: at most {limit} per API key",
+                f"Rate limit exceeded: at most {count} {endpoint} requests per {window:g} "
+                f"second{'' if window == 1 else 's'} per API key",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         return None

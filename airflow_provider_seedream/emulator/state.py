@@ -177,7 +177,7 @@ class EmulatorState:
         self._uploads: dict[str, Upload] = {}
         self._links: dict[str, _DownloadLink] = {}
         self._faults: dict[str, deque[dict[str, Any]]] = {name: deque() for name in ENDPOINTS}
-        self._limiters = {"createTask": SlidingWindow(), "recordInfo": SlidingWindow()}
+        self._limiters: dict[str, SlidingWindow] = {}  # one per rate-limited endpoint, made on first use
         self._requests: Counter[str] = Counter()
         self._responses: dict[str, Counter[int]] = {}
         self._per_second: dict[str, Counter[int]] = {}
@@ -336,14 +336,13 @@ class EmulatorState:
     def acquire_rate(self, endpoint: str, key_hash: str) -> float | None:
         """Admit a request under kie's documented limits, or return wall seconds until a slot frees."""
         config = self._config
-        if not config.rate_limits or endpoint not in self._limiters:
+        rule = config.rate_limit(endpoint)
+        if not config.rate_limits or rule is None:
             return None
-        if endpoint == "createTask":
-            limit, window = config.create_limit, config.scaled(config.create_window_seconds)
-        else:
-            limit, window = config.record_info_limit, config.scaled(config.record_info_window_seconds)
+        limit, window = rule
         with self._lock:
-            return self._limiters[endpoint].acquire(key_hash, self._clock(), limit, window)
+            limiter = self._limiters.setdefault(endpoint, SlidingWindow())
+            return limiter.acquire(key_hash, self._clock(), limit, config.scaled(window))
 
     def add_faults(self, endpoint: str, faults: Iterable[Mapping[str, Any]]) -> int:
         """Queue faults for an endpoint (validated first: all or none); return how many are pending there."""

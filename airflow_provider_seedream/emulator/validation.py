@@ -89,22 +89,21 @@ def _check_image_urls(data: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_aspect_ratio(data: dict[str, Any]) -> str | None:
-    value = data.get("aspect_ratio")
+def _check_choice(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str | None:
+    value = data.get(key)
     if value is None:
-        return f"input.aspect_ratio is required; one of {', '.join(ASPECT_RATIOS)}"
-    if value not in ASPECT_RATIOS:
-        return f"input.aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}, got {value!r}"
+        return f"input.{key} is required; one of {', '.join(allowed)}"
+    if value not in allowed:
+        return f"input.{key} must be one of {', '.join(allowed)}, got {value!r}"
     return None
+
+
+def _check_aspect_ratio(data: dict[str, Any]) -> str | None:
+    return _check_choice(data, "aspect_ratio", ASPECT_RATIOS)
 
 
 def _check_quality(data: dict[str, Any]) -> str | None:
-    value = data.get("quality")
-    if value is None:
-        return f"input.quality is required; one of {', '.join(QUALITIES)}"
-    if value not in QUALITIES:
-        return f"input.quality must be one of {', '.join(QUALITIES)}, got {value!r}"
-    return None
+    return _check_choice(data, "quality", QUALITIES)
 
 
 def _check_nsfw_checker(data: dict[str, Any]) -> str | None:
