@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="accepted Bearer key (repeatable); default: any non-empty key",
     )
-    parser.add_argument("--task-seconds", type=float, default=3.0, help="task duration in emulated seconds")
+    parser.add_argument("--task-seconds", type=float, default=EmulatorConfig.task_seconds,
+                        help="task duration in emulated seconds")
     parser.add_argument(
         "--task-seconds-dist",
         type=json.loads,
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the duration RNG")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="wall seconds per emulated second (0.1 = ten times faster)"
+        "--time-scale", type=float, default=EmulatorConfig.time_scale,
+        help="wall seconds per emulated second (0.1 = ten times faster)",
     )
     parser.add_argument(
         "--no-rate-limits",
@@ -56,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--result-ttl",
         type=float,
-        default=24 * 3600.0,
+        default=EmulatorConfig.result_ttl,
         metavar="SECONDS",
-        help="lifetime of result URLs in emulated seconds (default: 86400)",
+        help=f"lifetime of result URLs in emulated seconds (default: {EmulatorConfig.result_ttl:g})",
     )
-    parser.add_argument("--credits", type=float, default=1000.0, help="initial credit balance")
+    parser.add_argument("--credits", type=float, default=EmulatorConfig.initial_credits, help="initial credit balance")
     parser.add_argument(
         "--default-scenario",
         type=json.loads,
