@@ -32,6 +32,7 @@ import random
 import statistics
 import sys
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DIST, closing_json, command_line, percentile, table  # noqa: E402
 
 from airflow_provider_seedream import core, schedule  # noqa: E402
+from airflow_provider_seedream.emulator.scenario import sample_duration  # noqa: E402 - the emulator's own draw
 
 # (now, started, last_running, poll_interval, typical_run) -> the query's rank, an absolute time: lowest goes first
 Rank = Callable[[float, float, "float | None", float, float], float]
@@ -47,11 +49,6 @@ ORDERS: dict[str, Rank] = {
     "young-first": lambda now, started, last, base, typical: now + max(0.0, 4 * base - (now - started)),
     "likely-first": lambda now, started, last, base, typical: schedule.likely_done_at(started, last, typical),
 }
-
-
-def draw(dist: dict[str, float], rng: random.Random) -> float:
-    value = dist["median"] * math.exp(dist.get("sigma", 0.5) * rng.gauss(0.0, 1.0))
-    return min(max(value, dist.get("min", 0.0)), dist.get("max", math.inf))
 
 
 def simulate(starts: list[float], done_at: list[float], budget: float, base: float, typical: float, rank: Rank,
@@ -96,10 +93,10 @@ def simulate(starts: list[float], done_at: list[float], budget: float, base: flo
     }
 
 
-def drawn(tasks: int, ramp: float, dist: dict[str, float], seed: int) -> tuple[list[float], list[float]]:
+def drawn(tasks: int, ramp: float, dist: dict[str, Any], seed: int) -> tuple[list[float], list[float]]:
     rng = random.Random(seed)
     starts = [ramp * index / tasks for index in range(tasks)]
-    return starts, [start + draw(dist, rng) for start in starts]
+    return starts, [start + sample_duration(dist, rng) for start in starts]
 
 
 def replayed(path: str) -> tuple[list[float], list[float]]:
@@ -118,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="typical_run_seconds the waits assume (default: the provider's, 20 s)")
     parser.add_argument("--ramp", type=float, nargs="+", default=[0.0, 2.0, 60.0],
                         help="seconds over which the tasks start (default 0 2 60)")
-    parser.add_argument("--dist", type=json.loads, default=DEFAULT_DIST, help="lognormal run-time distribution")
+    parser.add_argument("--dist", type=json.loads, default=DEFAULT_DIST,
+                        help="run-time distribution, as the emulator's --task-seconds-dist takes it")
     parser.add_argument("--seed", type=int, default=1, help="first seed of the run-time draws (default 1)")
     parser.add_argument("--seeds", type=int, default=1, help="draws per row, seeds seed..seed+N-1 (default 1)")
     parser.add_argument("--replay", metavar="FILE",

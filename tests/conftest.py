@@ -5,7 +5,6 @@ The API key is a unique canary per session so that tests can scan everything Air
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import uuid
@@ -23,9 +22,9 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 
 from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+from support import use_connection  # noqa: E402
 
 API_KEY = f"canary-{uuid.uuid4().hex}"
-CONN_ENV = "AIRFLOW_CONN_SEEDREAM_DEFAULT"
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +84,7 @@ def emulator(emulator_server, monkeypatch) -> Emulator:
     """The emulator, reset for this test, with ``seedream_default`` pointing at it."""
     handle = Emulator(emulator_server)
     handle.reset()
-    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "seedream", "password": API_KEY, "host": handle.url,
-                                             "extra": {"upload_base_url": handle.url}}))
+    use_connection(monkeypatch, API_KEY, handle.url, upload_base_url=handle.url)
     return handle
 
 

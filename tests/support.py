@@ -71,3 +71,50 @@ def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
         raise AssertionError("the trigger ended without an event")
 
     return asyncio.run(first())
+
+
+# ---------------------------------------------------------------------------------------------- shared helpers
+CONN_ENV = "AIRFLOW_CONN_SEEDREAM_DEFAULT"
+
+
+def conn_json(host: str, key: str, **extra: Any) -> str:
+    """The ``seedream`` connection as the JSON an ``AIRFLOW_CONN_*`` variable holds (extras only when given)."""
+    conn: dict[str, Any] = {"conn_type": "seedream", "host": host, "password": key}
+    if extra:
+        conn["extra"] = extra
+    return json.dumps(conn)
+
+
+def use_connection(monkeypatch: Any, key: str, host: str, **extra: Any) -> None:
+    """Point ``seedream_default`` at ``host`` with ``key`` (and the given extras) for one test."""
+    monkeypatch.setenv(CONN_ENV, conn_json(host, key, **extra))
+
+
+def load_dag(folder: Any, dag_id: str) -> Any:
+    """Parse ``folder`` with Airflow's DagBag (no import errors allowed) and return ``dag_id``."""
+    bag = dagbag_class()(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)
+
+
+def dagbag_class() -> Any:
+    try:  # Airflow 3.2+
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag
+
+
+def stored_xcoms(run: Any, key: str) -> dict[tuple[str, int], object]:
+    """Read one XCom key of every task instance of a finished run from the metadata DB."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key=key)).all()
+        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+
+
+def leftover_tasks() -> set[asyncio.Task[object]]:
+    """The event loop's tasks other than the current one: what a test that cleaned up must leave behind (none)."""
+    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}

@@ -13,6 +13,7 @@ import random
 import threading
 
 import pytest
+from support import leftover_tasks
 
 from airflow_provider_seedream import aio, core
 from airflow_provider_seedream.aio import PollBudget
@@ -57,10 +58,6 @@ class ManualClock:
 def budget_with_clock(rate: float) -> tuple[PollBudget, ManualClock]:
     clock = ManualClock()
     return PollBudget(rate, clock=clock, sleep=clock.sleep), clock
-
-
-def leftover_tasks() -> set[asyncio.Task[object]]:
-    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
 
 
 # ---------------------------------------------------------------------------------------------------- the budget

@@ -5,27 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import support
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 
 
-def dagbag_class():
-    try:  # Airflow 3.2+
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.1
-        from airflow.models.dagbag import DagBag
-    return DagBag
-
-
 def load_dag(dag_id: str):
-    bag = dagbag_class()(dag_folder=str(EXAMPLES))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)
+    return support.load_dag(EXAMPLES, dag_id)
 
 
 def test_example_dags_parse_without_touching_the_network(emulator, monkeypatch):
     before = sum(emulator.stats()["requests"].values())
-    bag = dagbag_class()(dag_folder=str(EXAMPLES))
+    bag = support.dagbag_class()(dag_folder=str(EXAMPLES))
     assert not bag.import_errors
     assert {"example_seedream_edit", "example_seedream_fanout"} <= set(bag.dag_ids)
     assert sum(emulator.stats()["requests"].values()) == before

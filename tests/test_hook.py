@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from support import use_connection
 
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
@@ -122,8 +121,7 @@ def test_connection_refused_submit_is_retried_then_reported(monkeypatch):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT",
-                       json.dumps({"conn_type": "seedream", "password": "k", "host": f"http://127.0.0.1:{port}"}))
+    use_connection(monkeypatch, "k", f"http://127.0.0.1:{port}")
     with pytest.raises(exc.SeedreamTransportError) as err:
         hook(submit_timeout=0.3).create_edit_task("p", ["https://example.com/a.png"])
     assert err.value.sent is False
@@ -198,8 +196,7 @@ def test_the_key_never_reaches_logs(emulator, logs, api_key):
 
 
 def test_connection_timeout_extra_applies_to_sync_reads(emulator, monkeypatch, api_key):
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps({
-        "conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"timeout": 0.5}}))
+    use_connection(monkeypatch, api_key, emulator.url, timeout=0.5)
     emulator.faults("credit", {"kind": "delay", "seconds": 2})
     with pytest.raises(exc.SeedreamTransportError, match="ReadTimeout"):
         SeedreamHook(max_retries=0).get_credits()

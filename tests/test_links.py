@@ -25,14 +25,7 @@ LINK_KEY = "_link_SeedreamResultImageLink"
 RunningTI = functools.partial(support.RunningTI, dag_id="links")
 
 
-def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:
-    """Read one XCom key of every task instance of a finished run from the metadata DB."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key=key)).all()
-        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+stored_xcoms = support.stored_xcoms
 
 
 @pytest.mark.parametrize(
@@ -102,13 +95,7 @@ def small_dag(tmp_path, monkeypatch, emulator):
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
     monkeypatch.setenv("SEEDREAM_LINK_TEST_OUT", f"file://{tmp_path}/out")
     monkeypatch.setenv("SEEDREAM_LINK_TEST_IMAGE", emulator.sample_url())
-    try:  # Airflow 3.2+
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.1
-        from airflow.models.dagbag import DagBag
-    bag = DagBag(dag_folder=str(folder))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("seedream_links")
+    return support.load_dag(folder, "seedream_links")
 
 
 def test_dag_test_stores_the_link_for_operator_and_sensor(small_dag, migrated_db, tmp_path, api_key):

@@ -12,16 +12,16 @@ from pathlib import Path
 import pendulum
 import pytest
 import requests
+import support
+from support import stored_xcoms
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 LOGICAL_DATE = pendulum.datetime(2026, 3, 1, 2, tz="UTC")
 
 
 @pytest.fixture
-def kie(emulator, monkeypatch, api_key):
-    conn = {"conn_type": "seedream", "password": api_key, "host": emulator.url,
-            "extra": {"upload_base_url": emulator.url}}
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(conn))
+def kie(emulator, monkeypatch):
+    """The emulator (its fixture already points the connection, uploads included, at it), polled every 0.2 s."""
     monkeypatch.setenv("SEEDREAM_EXAMPLE_POLL_INTERVAL", "0.2")
     return emulator
 
@@ -36,22 +36,7 @@ def sample_photos(kie, count: int = 3) -> dict[str, bytes]:
 
 
 def load_dag():
-    try:  # Airflow 3.2+
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.1
-        from airflow.models.dagbag import DagBag
-    bag = DagBag(dag_folder=str(EXAMPLES))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("example_seedream_nightly")
-
-
-def stored_xcoms(run, key: str) -> dict[tuple[str, int], object]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key=key)).all()
-        return {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
+    return support.load_dag(EXAMPLES, "example_seedream_nightly")
 
 
 def test_nightly_dag_edits_a_folder_and_stores_under_a_dated_prefix(kie, migrated_db, tmp_path, monkeypatch,

@@ -7,13 +7,13 @@ emulator counted: no 429, no second per-second window above kie's 10 recordInfo 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from support import leftover_tasks, use_connection
 
 from airflow_provider_seedream import aio
 from airflow_provider_seedream import exceptions as exc
@@ -42,8 +42,7 @@ def emulator() -> Iterator[EmulatorServer]:
 @pytest.fixture()
 def emu(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
     emulator.state.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
-        {"conn_type": "seedream", "password": API_KEY, "host": emulator.url}))
+    use_connection(monkeypatch, API_KEY, emulator.url)
     return emulator
 
 
@@ -62,10 +61,6 @@ async def run_trigger(task_id: str) -> dict[str, Any]:
     events = [event.payload async for event in SeedreamTaskTrigger(task_id, poll_interval=0.2).run()]
     assert len(events) == 1
     return events[0]
-
-
-def leftover_tasks() -> set[asyncio.Task[object]]:
-    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
 
 
 async def test_fifty_concurrent_triggers_share_one_client_and_never_hit_the_rate_limit(emu: EmulatorServer) -> None:
@@ -149,8 +144,7 @@ async def test_a_scarce_budget_asks_first_about_the_task_most_likely_finished(
     # others then queue behind a short pause: C and D were submitted 2 s ago and just now (likely done in ~18 and ~20 s: the typical run is
     # 20 s), A 100 s ago (likely done long since). A is asked about next although its trigger started last, then C,
     # then D. Round-robin would give B, C, D, A.
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
-        {"conn_type": "seedream", "password": API_KEY, "host": emu.url, "extra": {"polls_per_second": 1}}))
+    use_connection(monkeypatch, API_KEY, emu.url, polls_per_second=1)
     a, b, c, d = create_tasks(emu, 4, "put it on a white table [emulator: seconds=0]")
     await asyncio.sleep(0.3)  # past the emulator's "recordInfo is null" window
     now = time.time()

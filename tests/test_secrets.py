@@ -24,9 +24,8 @@ from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEdit
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import TaskDeferred
-from support import DictStateStore, RecordingTI, run_trigger
+from support import DictStateStore, RecordingTI, run_trigger, use_connection
 
-CONN_ENV = "AIRFLOW_CONN_SEEDREAM_DEFAULT"
 URL = "https://example.com/photo.png"
 # A name that is not loopback; the guard resolves it to a local capture server so we can see what would be sent.
 LEAK_HOST = "seedream-leak-check.invalid"
@@ -88,13 +87,6 @@ class SocketGuard:
 @pytest.fixture
 def guard(monkeypatch) -> SocketGuard:
     return SocketGuard(monkeypatch)
-
-
-def use_connection(monkeypatch, key: str, host: str, **extra) -> None:
-    conn = {"conn_type": "seedream", "host": host, "password": key}
-    if extra:
-        conn["extra"] = extra
-    monkeypatch.setenv(CONN_ENV, json.dumps(conn))
 
 
 def chain_text(error: BaseException | None) -> str:

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from support import use_connection
 
 from airflow_provider_seedream import core
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
@@ -81,8 +82,7 @@ async def test_transient_faults_are_tolerated(emulator):
 async def test_read_timeout_is_tolerated(emulator, monkeypatch, api_key):
     task_id = submit(emulator)
     # The connection's extra ``timeout`` reaches the shared async client: a 2 s silence is a timeout at 0.5 s.
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps({
-        "conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"timeout": 0.5}}))
+    use_connection(monkeypatch, api_key, emulator.url, timeout=0.5)
     emulator.faults("recordInfo", {"kind": "delay", "seconds": 2})
     event = await first_event(SeedreamTaskTrigger(task_id, poll_interval=0.1, deadline=time.time() + 30))
     assert event["status"] == "success"
@@ -162,8 +162,7 @@ async def test_event_is_held_back_until_min_event_delay(emulator):
 async def test_each_query_ranks_by_the_last_still_running_answer_and_the_typical_run(emulator, monkeypatch, api_key):
     # Record what the trigger asks the budget's ranking (the real function still computes it). The task stays
     # "generating" until its 4th answered poll; a 500 comes between the first and the second: an error is no "still running".
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json.dumps(
-        {"conn_type": "seedream", "password": api_key, "host": emulator.url, "extra": {"typical_run_seconds": 45}}))
+    use_connection(monkeypatch, api_key, emulator.url, typical_run_seconds=45)
     task_id = submit(emulator, "[emulator: polls=4]")
     await asyncio.sleep(0.4)  # past the "recordInfo is null" window
     calls: list[tuple[float, float | None, float]] = []

@@ -5,7 +5,6 @@ A bad input must cost nothing and send nothing: every invalid case asserts zero 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,21 +20,15 @@ from airflow_provider_seedream import files, uploads
 from airflow_provider_seedream.emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
-from support import DictStateStore, context
+from support import DictStateStore, context, use_connection
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 24
 GIF = b"GIF89a" + b"\0" * 24
 
 
-def connection_env(url: str, api_key: str) -> str:
-    return json.dumps({"conn_type": "seedream", "password": api_key, "host": url,
-                       "extra": {"upload_base_url": url}})
-
-
 @pytest.fixture
-def kie(emulator, monkeypatch, api_key):
-    """The emulator, with the connection's upload host pointing at it as well."""
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", connection_env(emulator.url, api_key))
+def kie(emulator):
+    """The emulator; its fixture points the connection's upload host at it as well."""
     return emulator
 
 
@@ -277,7 +270,7 @@ def emulator_process():
 
 
 def test_an_upload_streams_the_file(emulator_process, tmp_path, monkeypatch, api_key):
-    monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", connection_env(emulator_process, api_key))
+    use_connection(monkeypatch, api_key, emulator_process, upload_base_url=emulator_process)
     big = tmp_path / "big.png"
     with big.open("wb") as out:  # a 9 MB "PNG": only its first bytes are checked
         out.write(PNG)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import conn_json
 
 from seedream_stack import (
     E2E_FIGURES,
@@ -56,12 +57,10 @@ def stack(e2e_root, kie, api_key):
     """Scheduler, DAG processor, triggerer and API server on a fresh home, with the example DAG and the test DAGs."""
     started = time.monotonic()
     env = {
-        "AIRFLOW_CONN_SEEDREAM_DEFAULT": json.dumps({"conn_type": "seedream", "host": kie.url, "password": api_key,
-                                                     "extra": {"upload_base_url": kie.url,
-                                                               "timeout": E2E_READ_TIMEOUT}}),
-        "AIRFLOW_CONN_SEEDREAM_SCALE": json.dumps({"conn_type": "seedream", "host": kie.url, "password": api_key,
-                                                   "extra": {"timeout": E2E_READ_TIMEOUT,
-                                                             "polls_per_second": E2E_SCALE_BUDGET}}),
+        "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(kie.url, api_key, upload_base_url=kie.url,
+                                                   timeout=E2E_READ_TIMEOUT),
+        "AIRFLOW_CONN_SEEDREAM_SCALE": conn_json(kie.url, api_key, timeout=E2E_READ_TIMEOUT,
+                                                 polls_per_second=E2E_SCALE_BUDGET),
         "SEEDREAM_EXAMPLE_IMAGE_URL": kie.sample_url(),
         "SEEDREAM_EXAMPLE_OUTPUT_DIR": str(e2e_root / "output"),
         "SEEDREAM_EXAMPLE_POLL_INTERVAL": "0.5",
