@@ -67,6 +67,45 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)  # the poll period of a deadline-bounded wait, not a synchronisation sleep
 
 
+def title_words(cmdline: Iterable[str] | None) -> list[str]:
+    """The words of a process title as ``psutil`` reports it, however the platform pads it.
+
+    After ``setproctitle`` the old argv area stays behind as NUL padding on some machines (it depends on the sizes of
+    argv and the environment), so ``cmdline()`` is the title followed by empty strings; elsewhere it is the title
+    alone, or the title split at its spaces. Splitting every part into words makes all three the same.
+    """
+    return [word for part in cmdline or () for word in part.split()]
+
+
+def task_processes(ti_id: str, procs: Iterable[psutil.Process] | None = None,
+                   ) -> tuple[psutil.Process | None, psutil.Process | None]:
+    """Return (task runner, its supervisor) of task instance ``ti_id``, found by their process titles.
+
+    The runner titles itself ``airflow worker -- <ti id>`` (``task_runner.py``); the LocalExecutor worker that
+    supervises it, ``airflow worker -- LocalExecutor: <ti id>`` (``local_executor.py``). Titles are compared as words,
+    never as whole strings, and the supervisor must be the runner's parent when both are found.
+    """
+    runner = supervisor = None
+    for proc in procs if procs is not None else psutil.process_iter(["cmdline"]):
+        try:
+            words = title_words(proc.info.get("cmdline") if hasattr(proc, "info") else proc.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if words[:3] != ["airflow", "worker", "--"] or words[-1:] != [ti_id]:
+            continue
+        if len(words) == 4:
+            runner = proc
+        else:
+            supervisor = proc
+    if runner is not None and supervisor is not None:
+        try:
+            if runner.ppid() != supervisor.pid:
+                supervisor = None
+        except psutil.NoSuchProcess:
+            return None, None
+    return runner, supervisor
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -25,6 +25,7 @@ from seedream_stack import (
     AirflowStack,
     EmulatorProcess,
     RunResult,
+    task_processes,
     wait_for,
 )
 
@@ -242,18 +243,6 @@ def test_triggerer_killed_while_deferred_then_restarted(stack, kie, scenario):
 
 
 # ------------------------------------------------------------------------------------------------- worker crash
-def _task_processes(ti_id: str) -> tuple[psutil.Process | None, psutil.Process | None]:
-    """Return (task runner, its supervisor) by their process titles: ``airflow worker -- <ti id>``."""
-    runner = supervisor = None
-    for proc in psutil.process_iter(["cmdline"]):
-        title = " ".join(proc.info["cmdline"] or [])
-        if title == f"airflow worker -- {ti_id}":
-            runner = proc
-        elif title.startswith("airflow worker -- ") and title.endswith(ti_id):
-            supervisor = proc
-    return runner, supervisor
-
-
 @pytest.mark.parametrize(
     "victim, seconds",
     [
@@ -281,7 +270,7 @@ def test_worker_killed_after_create_task_reattaches_on_retry(stack, kie, scenari
     ti = wait_for(waiting_on_kie, 60, "the operator to wait on its kie task", on_timeout=stack.diagnostics)
     (task_id,) = scenario.task_ids()
     def found() -> tuple[psutil.Process | None, psutil.Process | None] | None:
-        runner, supervisor = procs = _task_processes(ti["id"])
+        runner, supervisor = procs = task_processes(ti["id"])
         return procs if runner and (supervisor or victim == "task-process") else None
 
     runner, supervisor = wait_for(found, 10, "the task's processes")
