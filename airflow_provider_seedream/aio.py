@@ -24,10 +24,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import core, limits
+from airflow_provider_seedream import exceptions as exc
 
 #: Pause applied to the budget when kie answers 429 without a usable ``Retry-After`` (its recordInfo window is 1 s).
 DEFAULT_RATE_LIMIT_PAUSE = 1.0
+#: The longest one 429 may pause the budget (``Retry-After`` is held to this), so that every wait for the key resumes.
+MAX_PAUSE = limits.MAX_RETRY_AFTER_SECONDS
 # Rebuild the queue once this many withdrawn places have piled up (and they outnumber the live ones).
 _COMPACT_AFTER = 64
 
@@ -105,7 +108,8 @@ class PollBudget:
             raise
 
     def pause(self, seconds: float) -> None:
-        """Give no grant for ``seconds`` from now: kie said the key's budget is spent (by someone else, too)."""
+        """Give no grant for ``seconds`` (at most ``MAX_PAUSE``) from now: kie said the key's budget is spent."""
+        seconds = min(seconds, MAX_PAUSE)
         if seconds > 0:
             now = self._clock()
             resume = now + seconds
@@ -264,3 +268,56 @@ def shared_entries() -> dict[str, tuple[int, int]]:
     """Return, for the running loop, each budget key's (leases, waiting) counts: for tests and benchmarks."""
     entries = _REGISTRY.get(asyncio.get_running_loop(), {})
     return {key: (entry.leases, entry.budget.waiting) for key, entry in entries.items()}
+
+
+async def acquire_before(budget: PollBudget, priority: float, deadline: float | None) -> None:
+    """Wait for a grant of ``budget``, but not past ``deadline`` (seconds since the epoch; ``None``: no end).
+
+    Past the deadline it raises a transient ``SeedreamRateLimitError`` (the query was never sent), which a waiter
+    turns into its timeout event: a budget paused by a 429 never holds a wait beyond its own deadline.
+    """
+    if deadline is None:
+        await budget.acquire(priority)
+        return
+    remaining = deadline - time.time()
+    try:
+        if remaining <= 0:
+            raise TimeoutError
+        await asyncio.wait_for(budget.acquire(priority), remaining)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise exc.SeedreamRateLimitError("the poll budget for this key had no slot before the wait's deadline "
+                                         "(kie asked to slow down); the query was not sent", code=None) from None
+
+
+def transport_error(error: httpx.TransportError, what: str) -> exc.SeedreamTransportError:
+    """Classify an ``httpx`` failure by whether the request may have reached the server."""
+    sent = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({type(error).__name__})", sent=sent)
+
+
+async def fetch(client: httpx.AsyncClient, url: str, what: str, *, timeout: float,
+                cap: int = limits.MAX_JSON_BYTES, **kwargs: object) -> limits.Answer:
+    """GET ``url`` and read the whole answer within ``timeout`` seconds and ``cap`` bytes, without blocking the loop.
+
+    Raises ``SeedreamTransportError`` (no whole answer in time) or ``SeedreamResponseError`` (past the cap).
+    """
+
+    async def exchange() -> limits.Answer:
+        async with client.stream("GET", url, **kwargs) as response:  # type: ignore[arg-type]
+            declared = limits.announced_size(response.headers.get("Content-Length"))
+            if declared is not None and declared > cap:
+                raise limits.BodyTooLarge(f"the answer announces {declared:,} bytes; at most {cap:,} are read")
+            body = limits.BoundedBody(cap, response.headers.get("Content-Encoding") or "")
+            async for chunk in response.aiter_raw(limits.READ_CHUNK_BYTES):
+                body.feed(chunk)
+            return limits.Answer(response.status_code, body.finish(), response.headers.get("Retry-After"))
+
+    try:
+        return await asyncio.wait_for(exchange(), timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise exc.SeedreamTransportError(f"{what}: no whole answer from kie.ai within {timeout:g} s",
+                                         sent=True) from None
+    except (limits.BodyTooLarge, limits.BodyUndecodable) as error:
+        raise exc.SeedreamResponseError(f"{what}: {error}") from None
+    except httpx.TransportError as error:
+        raise transport_error(error, what) from None

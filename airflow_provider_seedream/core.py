@@ -14,13 +14,15 @@ import ipaddress
 import json
 import math
 import random
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeGuard
 from urllib.parse import urlsplit
 
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream import schedule
+from airflow_provider_seedream import limits, schedule
+from airflow_provider_seedream.redaction import NO_SECRETS, Redactor, cut
 
 MODEL = "seedream/4.5-edit"
 DEFAULT_BASE_URL = "https://api.kie.ai"
@@ -204,14 +206,28 @@ def build_edit_input(
     return EditInput(prompt, checked, aspect_ratio, quality, callback_url, nsfw_checker)
 
 
+#: What a kie task id may be. kie does not document the format; ids seen are 32 hex characters
+#: (``e989621f54392584b05867f87b160672``) and, in doc examples, ``task_seedream_1765173396122``. Anything outside
+#: letters, digits and ``_ . : -``, or longer than 128 characters, is not an id but a broken or hostile answer (it
+#: would end up in XCom, logs, trigger kwargs and file names).
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+MAX_TASK_ID_CHARS = 128
+
+
+def is_task_id(value: Any) -> TypeGuard[str]:
+    """Tell whether ``value`` is a well-formed kie task id (``TASK_ID_PATTERN``)."""
+    return isinstance(value, str) and TASK_ID_PATTERN.fullmatch(value) is not None
+
+
 def check_task_id(task_id: Any, field_name: str = "seedream_task_id") -> str:
-    """Return ``task_id`` if it looks like an id at all (kie's format is not documented, so nothing stricter)."""
+    """Return ``task_id`` if it is a well-formed kie task id; raise naming ``field_name`` otherwise."""
     if not isinstance(task_id, str) or not task_id.strip():
         raise _invalid(field_name, f"must be a non-empty kie task id string, got {_short(task_id)}")
     if task_id.strip() == "None":
         raise _invalid(field_name, RENDERED_NONE)
-    if any(ch.isspace() for ch in task_id) or len(task_id) > 256:
-        raise _invalid(field_name, f"is not a kie task id: {_short(task_id)}")
+    if not is_task_id(task_id):
+        raise _invalid(field_name, f"is not a kie task id (1 to {MAX_TASK_ID_CHARS} letters, digits or _ . : -, "
+                                   f"starting with a letter or digit): {_short(task_id)}")
     return task_id
 
 
@@ -237,10 +253,19 @@ class ConnectionSettings:
     polls_per_second: float = DEFAULT_POLLS_PER_SECOND
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     typical_run_seconds: float = DEFAULT_TYPICAL_RUN_SECONDS
+    max_download_bytes: int = limits.DEFAULT_MAX_DOWNLOAD_BYTES
+    download_timeout: float = limits.DEFAULT_DOWNLOAD_TIMEOUT_SECONDS
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
+        # identity: a compressed answer is decoded by ``limits.BoundedBody`` within its cap, but need not be.
+        return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json",
+                "Accept-Encoding": "identity"}
+
+    @property
+    def redactor(self) -> Redactor:
+        """Takes this connection's key out of every text a server sends back."""
+        return Redactor.of([self.api_key])
 
     def budget_key(self) -> str:
         """Return a non-reversible name for the key, to share one poll budget per key without holding the key."""
@@ -249,23 +274,66 @@ class ConnectionSettings:
         return hashlib.sha256(f"{self.base_url}\0{self.api_key}".encode()).hexdigest()[:16]
 
 
-def _normalize_base_url(field_name: str, raw: str | None, default: str, port: int | None = None) -> str:
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The only base URLs accepted: scheme, a DNS name or an IP literal, an optional port, an optional plain path. Every
+# URL parser (urllib's, urllib3's under requests, httpx's) reads the same host from such a URL; userinfo, backslashes,
+# percent-escapes, whitespace, queries and fragments, where parsers disagree, never get this far.
+_BASE_URL = re.compile(
+    rf"(?P<scheme>https?)://(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?"
+    r"(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?",
+    re.IGNORECASE,
+)
+
+
+def _masked(raw: Any) -> str:
+    """Describe a rejected URL without what may be a credential in it (``user:password@``)."""
+    text = str(raw)
+    if "@" in text:
+        text = "***@" + text.rpartition("@")[2]
+    return _short(text)
+
+
+def parse_base_url(field_name: str, raw: str | None, default: str, port: int | None = None) -> str:
+    """Read a base URL once, strictly, and decide the https/loopback rule on that reading; raise naming the field.
+
+    Returns ``scheme://host[:port][/path]`` (lowercase scheme and host, no trailing slash).
+    """
     text = (raw or "").strip() or default
     if "://" not in text:
         text = "https://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _invalid(field_name, f"must be a base URL such as {default}, got {_short(raw)}")
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise _invalid(field_name, f"must be a base URL such as {default}, without spaces or control characters; "
+                                   f"got {_masked(raw)}")
+    if "@" in text.partition("://")[2].partition("/")[0] or "\\" in text:
+        raise _invalid(field_name, f"must not carry a user name or password (the key goes in the connection's "
+                                   f"password) nor backslashes; got {_masked(raw)}")
+    found = _BASE_URL.fullmatch(text)
+    if found is None:
+        raise _invalid(field_name, f"must be a base URL such as {default} (scheme, host, optional port and plain "
+                                   f"path; no query, fragment or escapes); got {_masked(raw)}")
+    scheme, host = found["scheme"].lower(), found["host"].lower()
+    path = found["path"] or ""
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise _invalid(field_name, f"must not contain '.' or '..' path segments; got {_masked(raw)}")
+    if found["port"] is not None:
+        number = int(found["port"])
+    elif port:
+        number = int(port)
+    else:
+        number = None
+    if number is not None and not 0 < number < 65536:
+        raise _invalid(field_name, f"port must be 1 to 65535, got {number}")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise _invalid(field_name, f"has a malformed IPv6 address: {_masked(raw)}") from None
+    if scheme == "http" and not is_loopback_host(host):
         # Bearer keys travel in a header: over plain http anyone on the path could read them.
-        raise _invalid(
-            field_name,
-            f"plain http is only allowed to a loopback host (the emulator); use https for {parts.hostname}",
-        )
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+        raise _invalid(field_name, f"plain http is only allowed to a loopback host (the emulator); use https for "
+                                   f"{host}")
+    netloc = host if number is None else f"{host}:{number}"
+    return f"{scheme}://{netloc}{path.rstrip('/')}"
 
 
 def _extra_number(extra: Mapping[str, Any], key: str, default: float, maximum: float, unit: str) -> float:
@@ -295,18 +363,40 @@ def settings_from_connection(
 ) -> ConnectionSettings:
     """Read ``ConnectionSettings`` from a connection's fields; raise naming the field that is wrong."""
     extra = dict(extra or {})
-    if not password:
-        raise exc.SeedreamAuthError(f"connection {conn_id!r} has no API key: put the kie.ai key in its password")
-    base_url = _normalize_base_url("host", host, DEFAULT_BASE_URL, port)
-    upload = _normalize_base_url("extra.upload_base_url", extra.get("upload_base_url"), DEFAULT_UPLOAD_BASE_URL)
+    api_key = check_api_key(conn_id, password)
+    base_url = parse_base_url("host", host, DEFAULT_BASE_URL, port)
+    upload = parse_base_url("extra.upload_base_url", extra.get("upload_base_url"), DEFAULT_UPLOAD_BASE_URL)
     # kie allows 10 status queries/s, but requests paced at exactly 10/s arrive unevenly and draw 429s.
     rate = _extra_number(extra, "polls_per_second", DEFAULT_POLLS_PER_SECOND, MAX_POLLS_PER_SECOND,
                          "(kie allows 10 per second)")
     timeout = _extra_number(extra, "timeout", DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, "seconds")
     typical_run = _extra_number(extra, "typical_run_seconds", DEFAULT_TYPICAL_RUN_SECONDS, MAX_TYPICAL_RUN_SECONDS,
                                 "seconds")
-    return ConnectionSettings(base_url=base_url, api_key=password, upload_base_url=upload, polls_per_second=rate,
-                              timeout=timeout, typical_run_seconds=typical_run)
+    max_download = _extra_number(extra, "max_download_bytes", limits.DEFAULT_MAX_DOWNLOAD_BYTES,
+                                 limits.MAX_MAX_DOWNLOAD_BYTES, "bytes")
+    download_timeout = _extra_number(extra, "download_timeout", limits.DEFAULT_DOWNLOAD_TIMEOUT_SECONDS,
+                                     limits.MAX_DOWNLOAD_TIMEOUT_SECONDS, "seconds")
+    return ConnectionSettings(base_url=base_url, api_key=api_key, upload_base_url=upload, polls_per_second=rate,
+                              timeout=timeout, typical_run_seconds=typical_run, max_download_bytes=int(max_download),
+                              download_timeout=download_timeout)
+
+
+def check_api_key(conn_id: str, password: str | None) -> str:
+    """Return the key from a connection's password, without surrounding whitespace (a paste accident).
+
+    A key with whitespace, control or non-ASCII characters inside is refused before any request: it cannot travel in
+    an HTTP header, and the message says where the bad character is without repeating the key.
+    """
+    key = (password or "").strip()
+    if not key:
+        raise exc.SeedreamAuthError(f"connection {conn_id!r} has no API key: put the kie.ai key in its password")
+    for position, ch in enumerate(key, start=1):
+        if not 0x21 <= ord(ch) <= 0x7E:
+            what = "a space" if ch.isspace() else "a control character" if ord(ch) < 0x20 or ord(ch) == 0x7F \
+                else "a non-ASCII character"
+            raise _invalid("password", f"the API key of connection {conn_id!r} has {what} at position {position} "
+                                       f"of {len(key)}; kie.ai keys are printable ASCII: paste the key again")
+    return key
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -317,19 +407,20 @@ _MISSING = object()
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Read a ``Retry-After`` header given in seconds; ignore dates and garbage (the caller backs off anyway)."""
+    """Read a ``Retry-After`` header given in seconds, held to ``limits.MAX_RETRY_AFTER_SECONDS``; ignore dates and
+    garbage (the caller backs off anyway)."""
     if value is None:
         return None
     try:
-        seconds = float(value.strip())
+        seconds = float(value.strip()[:32])
     except (ValueError, AttributeError):
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return limits.cap_retry_after(seconds) if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def error_for_code(code: int, message: str, *, retry_after: float | None = None) -> exc.SeedreamError:
     """Map a kie code (inside the body or as the HTTP status) to the typed error a caller can act on."""
-    text = f"kie.ai answered {code}: {message or 'no message'}"
+    text = f"kie.ai answered {code}: {message or 'no message'}"  # message: redacted and cut by parse_envelope
     if code == 401 or code == 403 or code == 433:
         return exc.SeedreamAuthError(text, code=code)
     if code == 402:
@@ -349,11 +440,13 @@ def error_for_code(code: int, message: str, *, retry_after: float | None = None)
     return exc.SeedreamApiError(text, code=code)
 
 
-def parse_envelope(status: int, body: bytes | str, retry_after_header: str | None = None) -> Any:
+def parse_envelope(status: int, body: bytes | str, retry_after_header: str | None = None,
+                   redactor: Redactor = NO_SECRETS) -> Any:
     """Return the ``data`` of a kie answer, or raise the typed error it stands for.
 
     kie reports errors both as HTTP statuses and as ``code`` inside HTTP 200 bodies, and names the message ``msg``
-    on most endpoints but ``message`` on recordInfo; both layers and both names are read here.
+    on most endpoints but ``message`` on recordInfo; both layers and both names are read here. Every string of the
+    answer passes through ``redactor`` first (a server may echo the key), and messages are cut to a few KiB.
     """
     retry_after = parse_retry_after(retry_after_header)
     try:
@@ -362,12 +455,12 @@ def parse_envelope(status: int, body: bytes | str, retry_after_header: str | Non
         payload = None
     if not isinstance(payload, dict):
         if 200 <= status < 300:
-            snippet = body[:60] if isinstance(body, str) else body[:60].decode("utf-8", "replace")
             raise exc.SeedreamResponseError(f"kie.ai answered HTTP {status} with a body that is not a JSON object: "
-                                             f"{snippet!r}")
+                                             f"{redactor.bytes_snippet(body, 60)!r}")
         raise error_for_code(status, f"HTTP {status}", retry_after=retry_after)
+    payload = redactor.tree(payload)
     message = payload.get("msg") or payload.get("message") or ""
-    message = message if isinstance(message, str) else str(message)
+    message = redactor.text(message if isinstance(message, str) else json.dumps(message)[:4096])
     code = payload.get("code")
     if isinstance(code, bool) or not isinstance(code, int):
         code = None
@@ -385,10 +478,10 @@ def parse_envelope(status: int, body: bytes | str, retry_after_header: str | Non
 
 
 def parse_task_id(data: Any) -> str:
-    """Read the task id from createTask's ``data``."""
+    """Read the task id from createTask's ``data``; anything but a well-formed id (``TASK_ID_PATTERN``) raises."""
     task_id = data.get("taskId") if isinstance(data, dict) else None
-    if not isinstance(task_id, str) or not task_id:
-        raise exc.SeedreamResponseError(f"createTask answer has no taskId: {_short(data)}")
+    if not is_task_id(task_id):
+        raise exc.SeedreamResponseError(f"createTask answer has no well-formed taskId: {_short(data)}")
     return task_id
 
 
@@ -408,7 +501,7 @@ def parse_credits(data: Any) -> float:
 def parse_download_url(data: Any) -> str:
     """Read the fresh link that download-url minted (``data`` is the URL itself)."""
     url = data.get("url") or data.get("downloadUrl") if isinstance(data, dict) else data
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not is_result_url(url):
         raise exc.SeedreamResponseError(f"download-url answer holds no URL: {_short(data)}")
     return url
 
@@ -416,7 +509,7 @@ def parse_download_url(data: Any) -> str:
 def parse_upload(data: Any) -> str:
     """Read the public URL of an uploaded file (``downloadUrl``; older examples say ``fileUrl``)."""
     url = (data.get("downloadUrl") or data.get("fileUrl")) if isinstance(data, dict) else None
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not is_result_url(url):
         raise exc.SeedreamResponseError(f"upload answer holds no downloadUrl: {_short(data)}")
     return url
 
@@ -483,6 +576,19 @@ class SeedreamTask:
         return cls(**known)
 
 
+def is_result_url(value: Any) -> TypeGuard[str]:
+    """Tell whether ``value`` may be stored as a result URL: http(s), a host, no spaces, at most 2048 characters."""
+    if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
+        return False
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "\\" in value:
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
 def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, str):
         try:
@@ -496,13 +602,22 @@ def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
         raise exc.SeedreamResponseError(f"task {task_id}: resultJson has no resultUrls list: {_short(raw)}")
     if not urls:
         raise exc.SeedreamResponseError(f"task {task_id} succeeded but returned no result URLs")
+    if len(urls) > limits.MAX_RESULT_URLS:
+        raise exc.SeedreamResponseError(f"task {task_id} reports {len(urls)} result URLs; at most "
+                                        f"{limits.MAX_RESULT_URLS} are read")
+    bad = next((u for u in urls if not is_result_url(u)), None)
+    if bad is not None:
+        raise exc.SeedreamResponseError(f"task {task_id}: result URL is not an http(s) URL with a host: "
+                                        f"{_short(bad)}")
     return tuple(urls)
 
 
 def _text(value: Any) -> str | None:
+    """Read an informational text of an answer (already redacted), cut to a few KiB."""
     if value in (None, ""):
         return None
-    return value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else json.dumps(value)[:4096]
+    return cut(text)
 
 
 def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
@@ -511,9 +626,13 @@ def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
         raise exc.SeedreamNotFoundError(f"recordInfo returned no data for task {task_id}", code=422)
     if not isinstance(data, dict):
         raise exc.SeedreamResponseError(f"recordInfo data is not an object: {_short(data)}")
-    tid = data.get("taskId") or task_id
-    if not isinstance(tid, str) or not tid:
-        raise exc.SeedreamResponseError(f"recordInfo data has no taskId: {_short(data)}")
+    tid = data.get("taskId")
+    if task_id is not None and tid != task_id:
+        # An answer about another task (a proxy's cache, a mixed-up response) must never be taken as ours.
+        raise exc.SeedreamResponseError(f"recordInfo was asked about task {task_id} but answered about "
+                                        f"{_short(tid)}")
+    if not is_task_id(tid):
+        raise exc.SeedreamResponseError(f"recordInfo data has no well-formed taskId: {_short(tid)}")
     state = data.get("state")
     if not isinstance(state, str) or state not in KNOWN_STATES:
         raise exc.SeedreamResponseError(f"task {tid}: unknown state {_short(state)} (expected one of "
@@ -548,14 +667,31 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, exc.SeedreamError) and error.retryable
 
 
+def is_clean_refusal(error: BaseException) -> bool:
+    """Tell whether a failed createTask was certainly not accepted (so nothing was billed).
+
+    Only kie's own refusals qualify: bad key, no credits, invalid input, a disabled feature, the rate limit (429) and
+    maintenance (455), and a connection that was never made. Anything else (a timeout after sending, a reset, 5xx,
+    an answer that cannot be read, an HTTP 200 without a well-formed task id) may hide an accepted, billed task.
+    """
+    if isinstance(error, (exc.SeedreamAuthError, exc.SeedreamInsufficientCreditsError, exc.SeedreamValidationError,
+                          exc.SeedreamFeatureDisabledError, exc.SeedreamRateLimitError)):
+        return True
+    if isinstance(error, exc.SeedreamServiceUnavailableError):
+        return error.code == 455
+    return isinstance(error, exc.SeedreamTransportError) and not error.sent
+
+
 def may_resubmit(error: BaseException) -> bool:
     """Tell whether a createTask may be sent again: only when kie certainly did not accept it.
 
     429 and 455 are refusals; a connection that was never made carried nothing. A timeout after sending, a reset,
     or a 5xx may hide an accepted (and billed) task, and createTask has no idempotency key.
     """
-    if isinstance(error, (exc.SeedreamRateLimitError, exc.SeedreamServiceUnavailableError)):
+    if isinstance(error, exc.SeedreamRateLimitError):
         return True
+    if isinstance(error, exc.SeedreamServiceUnavailableError):
+        return error.code == 455
     return isinstance(error, exc.SeedreamTransportError) and not error.sent
 
 
@@ -574,8 +710,8 @@ def backoff_seconds(
     if retry_after is not None:
         # The server said when a slot frees: come back then (plus a little jitter so that every refused client does
         # not return at once), not later. Growing the wait past it only idles while kie's 10 s window reopens.
-        retry_after = max(retry_after, 0.1)
-        return retry_after + min(1.0, 0.1 * retry_after + 0.05) * rng()
+        retry_after = min(max(retry_after, 0.1), cap)
+        return min(cap, retry_after + min(1.0, 0.1 * retry_after + 0.05) * rng())
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return ceiling * (0.5 + 0.5 * rng())
 
@@ -641,7 +777,7 @@ def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTa
     except (TypeError, ValueError) as malformed:
         raise exc.SeedreamResponseError(f"trigger event for task {task_id} carries a malformed task: "
                                         f"{malformed}") from None
-    if task is not None and (task.state not in KNOWN_STATES or not all(isinstance(u, str) for u in task.result_urls)):
+    if task is not None and (task.state not in KNOWN_STATES or not all(is_result_url(u) for u in task.result_urls)):
         raise exc.SeedreamResponseError(f"trigger event for task {task_id} carries a malformed task: "
                                         f"{_short(event['task'], 200)}")
     if status == EVENT_SUCCESS and task is not None and task.succeeded:

@@ -246,7 +246,7 @@ def size_problem(expected: int | None, written: int) -> str | None:
     return None
 
 
-FailureKind = Literal["expired", "short", "transport", "server", "refused", "not_image"]
+FailureKind = Literal["expired", "short", "transport", "server", "refused", "not_image", "too_large", "slow"]
 DownloadAction = Literal["mint", "retry", "give_up"]
 
 
@@ -265,7 +265,8 @@ def next_download_action(kind: FailureKind, *, minted: bool, retried: bool) -> D
     - an expired link: mint a fresh one with kie's download-url (free) and try once more; a freshly minted link that
       fails again is not re-minted;
     - a short read, a dropped connection or a 5xx/429: try once more (never keep the partial file);
-    - anything else (other 4xx, a body that is not an image): give up and say why.
+    - anything else (other 4xx, a body that is not an image, an image past ``max_download_bytes``, a download that
+      took longer than ``download_timeout``): give up and say why.
     """
     if kind == "expired":
         return "give_up" if minted else "mint"

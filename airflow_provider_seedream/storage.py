@@ -163,29 +163,38 @@ def _store_one(hook: SeedreamHook, root: ObjectStoragePath, stem: str, url: str,
 
 def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state: _Attempts, label: str,
                    log: Logger) -> StoredImage:
+    from airflow_provider_seedream import transport
+
     started = time.monotonic()
-    try:
-        response = hook.open_result(state.url)
-    except exc.SeedreamTransportError as error:
-        raise _DownloadFailed("transport", f"no answer from the result host ({error})") from error
-    with response:
-        if response.status_code != 200:
-            raise _DownloadFailed(files.failure_for_status(response.status_code),
-                                  f"the result host answered HTTP {response.status_code}")
-        expected = files.expected_size(response.headers.get("Content-Length"),
-                                       response.headers.get("Content-Encoding"))
-        chunks = response.iter_content(chunk_size=hook.download_chunk_size)
+    cap, seconds_allowed = hook.max_download_bytes, hook.download_timeout
+    with transport.deadline(seconds_allowed) as bound:
         try:
-            first = next(chunks, b"")
-        except requests.RequestException as error:
-            raise _DownloadFailed("short", f"the download broke off ({type(error).__name__})") from error
-        kind = files.result_type(first, response.headers.get("Content-Type"))
-        if kind is None:
-            raise _DownloadFailed("not_image", f"the result host did not send an image (Content-Type "
-                                               f"{response.headers.get('Content-Type') or 'unset'})")
-        mime_type, extension = kind
-        final = root / (stem + extension)
-        written = _write_atomically(final, first, chunks, expected, label, started, log)
+            response = hook.open_result(state.url)
+        except exc.SeedreamTransportError as error:
+            if bound.expired:
+                raise _DownloadFailed("slow", f"the download did not start within {seconds_allowed:g} s") from None
+            raise _DownloadFailed("transport", f"no answer from the result host ({error})") from error
+        with response:
+            if response.status_code != 200:
+                raise _DownloadFailed(files.failure_for_status(response.status_code),
+                                      f"the result host answered HTTP {response.status_code}")
+            expected = files.expected_size(response.headers.get("Content-Length"),
+                                           response.headers.get("Content-Encoding"))
+            if expected is not None and expected > cap:
+                raise _DownloadFailed("too_large", f"the result host announces {expected:,} bytes; at most {cap:,} "
+                                                   f"are stored (max_download_bytes)")
+            chunks = response.iter_content(chunk_size=hook.download_chunk_size)
+            try:
+                first = next(chunks, b"")
+            except requests.RequestException as error:
+                raise _broke_off(bound, 0, error) from error
+            kind = files.result_type(first, _header(response, "Content-Type"))
+            if kind is None:
+                raise _DownloadFailed("not_image", f"the result host did not send an image (Content-Type "
+                                                   f"{_header(response, 'Content-Type') or 'unset'})")
+            mime_type, extension = kind
+            final = root / (stem + extension)
+            written = _write_atomically(final, first, chunks, expected, label, started, log, cap=cap, bound=bound)
     _remove_stale(root, stem, extension, log)
     seconds = time.monotonic() - started
     log.info("Stored result image %s: %s bytes (%s) in %.2f s (%s) -> %s", label, f"{written:,}", mime_type,
@@ -194,9 +203,26 @@ def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state
                        source_url=state.original_url)
 
 
+def _header(response: Any, name: str) -> str | None:
+    """A response header, cut short: it ends up in messages."""
+    value = response.headers.get(name)
+    return value[:100] if isinstance(value, str) else None
+
+
+def _broke_off(bound: Any, written: int, error: BaseException) -> _DownloadFailed:
+    if bound.expired:
+        return _DownloadFailed("slow", f"the download took longer than {bound.seconds:g} s (download_timeout); "
+                                       f"stopped after {written:,} bytes")
+    return _DownloadFailed("short", f"the download broke off after {written:,} bytes ({type(error).__name__})")
+
+
 def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expected: int | None, label: str,
-                      started: float, log: Logger) -> int:
-    """Stream into ``<name>.part-<random>`` next to ``final``, check the size, then move it over ``final``."""
+                      started: float, log: Logger, *, cap: int, bound: Any) -> int:
+    """Stream into ``<name>.part-<random>`` next to ``final``, check the size, then move it over ``final``.
+
+    At most ``cap`` bytes are written; ``bound`` (the download's ``transport.Deadline``) must not have expired when
+    the last byte arrived, since a cut connection can look like the end of a body without a length.
+    """
     fs = final.fs
     temporary = final.parent / f"{final.name}.part-{uuid.uuid4().hex[:12]}"
     written = 0
@@ -205,10 +231,15 @@ def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expec
             fs.makedirs(final.parent.path, exist_ok=True)
         next_note = started + PROGRESS_EVERY_SECONDS
         with temporary.open("wb", block_size=files.STORE_BLOCK_BYTES) as out:
+            if len(first) > cap:
+                raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes (max_download_bytes)")
             out.write(first)
             written = len(first)
             try:
                 for chunk in chunks:
+                    if written + len(chunk) > cap:
+                        raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes "
+                                                           f"(max_download_bytes); stopped there")
                     out.write(chunk)
                     written += len(chunk)
                     if time.monotonic() >= next_note:
@@ -216,8 +247,9 @@ def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expec
                         log.info("Result image %s: %s bytes%s so far after %.0f s", label, f"{written:,}",
                                  f" of {expected:,}" if expected else "", time.monotonic() - started)
             except requests.RequestException as error:
-                raise _DownloadFailed("short", f"the download broke off after {written:,} bytes "
-                                               f"({type(error).__name__})") from error
+                raise _broke_off(bound, written, error) from error
+        if bound.expired:
+            raise _broke_off(bound, written, TimeoutError())
         problem = files.size_problem(expected, written)
         if problem:
             raise _DownloadFailed("short", problem)

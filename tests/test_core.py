@@ -243,7 +243,7 @@ def test_envelope_returns_data():
 
 @pytest.mark.parametrize("data", [None, {}, {"taskId": ""}, {"taskId": 5}, "t1"])
 def test_create_answer_without_task_id(data):
-    with pytest.raises(exc.SeedreamResponseError, match="no taskId"):
+    with pytest.raises(exc.SeedreamResponseError, match="no well-formed taskId"):
         core.parse_task_id(data)
 
 
@@ -314,13 +314,14 @@ def test_parse_pending(state):
         ({"resultJson": '{"resultUrls": "x"}'}, "no resultUrls list"),
         ({"resultJson": '{"resultUrls": []}'}, "returned no result URLs"),
         ({"resultJson": ""}, "resultJson is not JSON"),
-        ({"taskId": None}, None),
+        ({"taskId": None}, "answered about None"),  # an answer that does not say which task it is about
     ],
 )
 def test_malformed_records(over, fragment):
     data = record(**over)
-    if fragment is None:
-        assert core.parse_task(data, "t9").task_id == "t9"  # the id we asked about fills in
+    if "taskId" in over:
+        with pytest.raises(exc.SeedreamResponseError, match=fragment):
+            core.parse_task(data, "t9")
         return
     with pytest.raises(exc.SeedreamResponseError, match=fragment.replace("[", r"\[")):
         core.parse_task(data)

@@ -14,36 +14,17 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
-import httpx
 import tenacity
 
 from airflow_provider_seedream import aio, core, files
 from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.redaction import Redactor
 from airflow_provider_seedream.version_compat import BaseHook
 
 if TYPE_CHECKING:
     import requests
 
 SubmitPredicate = Callable[[BaseException], bool]
-
-
-def _requests_error(error: requests.RequestException, what: str) -> exc.SeedreamTransportError:
-    """Classify a ``requests`` failure by whether the request may have reached kie."""
-    import requests  # imported here: DAG files that only import the operator skip it
-    sent = not isinstance(error, requests.ConnectTimeout)
-    if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.ReadTimeout):
-        # urllib3 wraps "could not connect" in NewConnectionError / NameResolutionError: nothing was sent.
-        reason = error.args[0] if error.args else None
-        inner = getattr(reason, "reason", reason)
-        if type(inner).__name__ in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError"):
-            sent = False
-    kind = type(error).__name__
-    return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({kind})", sent=sent)
-
-
-def _httpx_error(error: httpx.TransportError, what: str) -> exc.SeedreamTransportError:
-    sent = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    return exc.SeedreamTransportError(f"{what}: no answer from kie.ai ({type(error).__name__})", sent=sent)
 
 
 class _SourceChanged(Exception):
@@ -108,6 +89,10 @@ class SeedreamHook(BaseHook):
     :param retry_base: the first backoff, in seconds; it doubles with every try (with jitter) up to 60 s.
     :param submit_timeout: how long, in seconds, a createTask refused with 429 or 455 keeps being resubmitted.
     :param download_chunk_size: bytes read per step while storing a result image: what a download holds in memory.
+    :param max_download_bytes: the largest result image stored, in bytes; ``None`` takes the connection's extra
+        ``max_download_bytes`` (default 200 MiB). Checked against ``Content-Length`` and while streaming.
+    :param download_timeout: seconds one result image may take to download in all; ``None`` takes the connection's
+        extra ``download_timeout`` (default 300 s).
     """
 
     conn_name_attr = "seedream_conn_id"
@@ -125,6 +110,8 @@ class SeedreamHook(BaseHook):
         retry_base: float = 1.0,
         submit_timeout: float = 600.0,
         download_chunk_size: int = files.DEFAULT_CHUNK_BYTES,
+        max_download_bytes: int | None = None,
+        download_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +122,8 @@ class SeedreamHook(BaseHook):
         self.retry_base = retry_base
         self.submit_timeout = submit_timeout
         self.download_chunk_size = download_chunk_size
+        self._max_download_bytes = max_download_bytes
+        self._download_timeout = download_timeout
 
     # ---------------------------------------------------------------------------------------------------- connection
     @staticmethod
@@ -186,19 +175,31 @@ class SeedreamHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        import requests  # imported here: DAG files that only import the operator skip it
-        session = requests.Session()
-        session.headers.update(self.settings.headers)
-        return session
+        from airflow_provider_seedream import transport  # imported here: DAG files that only import the operator skip it
+
+        return transport.bounded_session(self.settings.headers)
 
     @cached_property
     def download_session(self) -> requests.Session:
         """A session for result images: it never carries the API key, since result links live on other hosts."""
-        import requests  # imported here: DAG files that only import the operator skip it
-        session = requests.Session()
+        from airflow_provider_seedream import transport
+
         # Ask for the bytes as stored, so that Content-Length can be compared with what was written.
-        session.headers.update({"Accept-Encoding": "identity"})
-        return session
+        return transport.bounded_session({"Accept-Encoding": "identity"})
+
+    @property
+    def max_download_bytes(self) -> int:
+        """The largest result image stored, in bytes."""
+        if self._max_download_bytes is not None:
+            return int(self._max_download_bytes)
+        return self.settings.max_download_bytes
+
+    @property
+    def download_timeout(self) -> float:
+        """Seconds one result image may take to download, in all."""
+        if self._download_timeout is not None:
+            return float(self._download_timeout)
+        return self.settings.download_timeout
 
     # ---------------------------------------------------------------------------------------------------- transport
     def _timeouts(self) -> tuple[float, float]:
@@ -206,21 +207,24 @@ class SeedreamHook(BaseHook):
         return self.connect_timeout, self.timeout if self.timeout is not None else self.settings.timeout
 
     def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
-        """Send one request and return the answer's ``data``, or raise the typed error it stands for."""
-        import requests  # imported here: DAG files that only import the operator skip it
-        timeout = self._timeouts()
-        try:
-            if fresh_connection:
-                # A pooled keep-alive connection that the server already closed fails *after* sending, which would
-                # make a createTask look "maybe accepted". A new connection per submit rules that case out.
-                with requests.Session() as one_shot:
-                    one_shot.headers.update(self.settings.headers)
-                    response = one_shot.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
-            else:
-                response = self.session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
-        except requests.RequestException as error:
-            raise _requests_error(error, what) from None
-        return core.parse_envelope(response.status_code, response.content, response.headers.get("Retry-After"))
+        """Send one request and return the answer's ``data``, or raise the typed error it stands for.
+
+        The whole answer must arrive within the read timeout and hold at most ``limits.MAX_JSON_BYTES``; every text
+        in it is redacted for the key before anything reads it.
+        """
+        from airflow_provider_seedream import transport
+
+        connect_timeout, timeout = self._timeouts()
+        if fresh_connection:
+            # A pooled keep-alive connection that the server already closed fails *after* sending, which would
+            # make a createTask look "maybe accepted". A new connection per submit rules that case out.
+            with transport.bounded_session(self.settings.headers) as one_shot:
+                answer = transport.fetch(one_shot, method, url, what, timeout=timeout,
+                                         connect_timeout=connect_timeout, **kwargs)
+        else:
+            answer = transport.fetch(self.session, method, url, what, timeout=timeout,
+                                     connect_timeout=connect_timeout, **kwargs)
+        return core.parse_envelope(answer.status, answer.body, answer.retry_after, self.settings.redactor)
 
     def _retrying(self, predicate: SubmitPredicate, what: str, stop: Any) -> tenacity.Retrying:
         def wait(state: tenacity.RetryCallState) -> float:
@@ -277,17 +281,19 @@ class SeedreamHook(BaseHook):
         retrying = self._retrying(core.may_resubmit, what, tenacity.stop_before_delay(self.submit_timeout))
         started = time.monotonic()
         try:
-            data = retrying(self._send, "POST", url, what, fresh_connection=True, json=edit.body())
-        except (exc.SeedreamTransportError, exc.SeedreamServerError) as error:
-            if isinstance(error, exc.SeedreamTransportError) and not error.sent:
+            task_id = retrying(lambda: core.parse_task_id(
+                self._send("POST", url, what, fresh_connection=True, json=edit.body())))
+        except Exception as error:
+            if core.is_clean_refusal(error):
                 raise
-            self.log.error("createTask may have been accepted by kie.ai but gave no task id (%s); NOT resubmitting, "
-                           "since a second createTask would be billed again", error)
+            # Anything but a clean refusal or a well-formed task id may hide an accepted, billed task.
+            message = self.settings.redactor.text(f"{type(error).__name__}: {error}")
+            self.log.error("createTask may have been accepted by kie.ai but gave no usable task id (%s); NOT "
+                           "resubmitting, since a second createTask would be billed again", message)
             raise exc.SeedreamSubmitUncertainError(
-                f"createTask may have been accepted by kie.ai but no task id came back ({error}); it was not "
-                "resubmitted to avoid paying twice: look for a task created at this time on kie.ai's logs page"
+                f"createTask may have been accepted by kie.ai but no usable task id came back ({message}); it was "
+                "not resubmitted to avoid paying twice: look for a task created at this time on kie.ai's logs page"
             ) from error
-        task_id = core.parse_task_id(data)
         self.log.info("Seedream task %s created (%s, %s, %d input image(s)) in %.1f s", task_id, edit.aspect_ratio,
                       edit.quality, len(edit.image_urls), time.monotonic() - started)
         return task_id
@@ -360,13 +366,16 @@ class SeedreamHook(BaseHook):
     def open_result(self, url: str) -> requests.Response:
         """Start downloading a result image as a stream; the caller reads it in chunks and closes it.
 
-        No API key is sent: result links are public, and they live on hosts other than kie's API.
+        No API key is sent: result links are public, and they live on hosts other than kie's API. Call it inside
+        ``transport.deadline(self.download_timeout)`` to bound the whole download (``storage`` does).
         """
         import requests  # imported here: DAG files that only import the operator skip it
+
+        from airflow_provider_seedream import transport
         try:
-            return self.download_session.get(url, stream=True, timeout=self._timeouts())
+            return self.download_session.get(url, stream=True, timeout=self._timeouts(), allow_redirects=False)
         except requests.RequestException as error:
-            raise _requests_error(error, "result download") from None
+            raise transport.transport_error(error, "result download") from None
 
     def upload_file(self, opener: Callable[[], IO[bytes]], *, size: int, file_name: str, mime_type: str,
                     upload_path: str = files.UPLOAD_PATH) -> str:
@@ -395,21 +404,33 @@ class SeedreamHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with the credit endpoint, which spends nothing."""
         try:
+            password = self.get_connection(self.seedream_conn_id).password or ""
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+        redactor = Redactor.of([password, password.strip()])
+        try:
             credits = self.get_credits()
         except Exception as error:  # the form shows the message; it must never be a traceback
-            return False, f"{type(error).__name__}: {error}"
+            return False, redactor.text(f"{type(error).__name__}: {error}")
         return True, (f"Connected to {self.settings.base_url}; credit balance: {credits:g} "
                       f"(input uploads go to {self.settings.upload_base_url})")
 
     # ---------------------------------------------------------------------------------------------------- async
-    async def aget_task(self, task_id: str, *, priority: float = 0.0) -> core.SeedreamTask:
-        """Query ``task_id`` once, within the process's poll budget for this key; never blocks the loop."""
+    async def aget_task(self, task_id: str, *, priority: float = 0.0,
+                        deadline: float | None = None) -> core.SeedreamTask:
+        """Query ``task_id`` once, within the process's poll budget for this key; never blocks the loop.
+
+        :param deadline: the wait's absolute end (seconds since the epoch): a budget paused by someone's 429 never
+            holds this query past it (it raises a transient ``SeedreamRateLimitError`` then, which the waiter turns
+            into its timeout), and the answer must arrive before it, or within the connection's timeout if sooner.
+        """
         settings = await self.aget_settings()
+        url = settings.base_url + core.RECORD_INFO_PATH
         async with aio.lease(settings) as (client, budget):
-            await budget.acquire(priority)
-            try:
-                response = await client.get(settings.base_url + core.RECORD_INFO_PATH, params={"taskId": task_id})
-            except httpx.TransportError as error:
-                raise _httpx_error(error, "recordInfo") from None
-        data = core.parse_envelope(response.status_code, response.content, response.headers.get("Retry-After"))
+            await aio.acquire_before(budget, priority, deadline)
+            timeout = settings.timeout
+            if deadline is not None:
+                timeout = min(timeout, max(deadline - time.time(), 1.0))
+            answer = await aio.fetch(client, url, "recordInfo", timeout=timeout, params={"taskId": task_id})
+        data = core.parse_envelope(answer.status, answer.body, answer.retry_after, settings.redactor)
         return core.parse_task(data, task_id)

@@ -97,7 +97,8 @@ class SeedreamTaskTrigger(BaseTrigger):
                         # When the budget is scarce, the tasks most likely finished are asked about first.
                         rank = core.likely_done_at(self.started_at, waiter.last_running_at,
                                                    settings.typical_run_seconds)
-                        outcome = await hook.aget_task(task_id, priority=rank - time.time())
+                        outcome = await hook.aget_task(task_id, priority=rank - time.time(),
+                                                       deadline=self.deadline)
                     except exc.SeedreamError as error:
                         outcome = error
                     step = waiter.observe(outcome, time.time())
