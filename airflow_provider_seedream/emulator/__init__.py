@@ -90,7 +90,8 @@ Control API (plain JSON, no API key, loopback clients only):
   consumed per matching request, in order, before the key check. Endpoints: createTask, recordInfo, credit,
   download-url, upload, results (also samples, files). Kinds: ``{"kind": "http", "status": 429, "retry_after": 1}``,
   ``{"kind": "body", "code": 455}``, ``{"kind": "reset"}`` (TCP RST, SO_LINGER 0), ``{"kind": "delay",
-  "seconds": 5}`` (then answer normally), ``{"kind": "not_json"}`` (HTML body), ``{"kind": "missing_data"}``, and
+  "seconds": 5}`` (then answer normally), ``{"kind": "not_json"}`` (HTML body), ``{"kind": "missing_data"}``, ``{"kind": "echo_key",
+  "code": 500}`` (a ``msg`` repeating the request's Authorization header), and
   for createTask ``{"kind": "accept_then_reset"}`` (task created and charged, connection reset). In process:
   ``emu.state.add_faults(endpoint, [fault, ...])``.
 - ``POST /_emulator/credits`` ``{"balance": 3.0}`` - set the balance; ``GET /_emulator/health``.

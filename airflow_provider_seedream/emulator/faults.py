@@ -28,8 +28,11 @@ ENDPOINTS: tuple[str, ...] = (
 #: ``reset`` - close the socket with SO_LINGER 0, so the client sees a connection reset;
 #: ``delay`` - sleep ``seconds`` (not scaled: it targets the client's real read timeout), then answer normally;
 #: ``not_json`` - HTTP 200 with an HTML body; ``missing_data`` - ``{"code": 200, "msg": "success"}`` without data;
-#: ``accept_then_reset`` - createTask only: create and charge the task, then reset instead of answering.
-FAULT_KINDS: tuple[str, ...] = ("http", "body", "reset", "delay", "not_json", "missing_data", "accept_then_reset")
+#: ``accept_then_reset`` - createTask only: create and charge the task, then reset instead of answering;
+#: ``echo_key`` - HTTP 200 with ``code`` (default 500) in the body and a ``msg`` that repeats the request's
+#: ``Authorization`` header, as a careless gateway or error page does: a client must never pass it on.
+FAULT_KINDS: tuple[str, ...] = ("http", "body", "reset", "delay", "not_json", "missing_data", "accept_then_reset",
+                                "echo_key")
 
 
 def validate_fault(endpoint: str, fault: Any) -> dict[str, Any]:
@@ -48,6 +51,8 @@ def validate_fault(endpoint: str, fault: Any) -> dict[str, Any]:
             spec["retry_after"] = _non_negative(fault, "retry_after")
     elif kind == "body":
         spec["code"] = _int_in_range(fault, "code", 100, 999)
+    elif kind == "echo_key":
+        spec["code"] = _int_in_range({"code": 500, **fault}, "code", 100, 999)
     elif kind == "delay":
         spec["seconds"] = _non_negative(fault, "seconds")
     elif kind == "accept_then_reset" and endpoint != "createTask":

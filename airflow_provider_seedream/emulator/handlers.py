@@ -98,7 +98,7 @@ class Dispatcher:
 
     def _serve(self, endpoint: str, request: Request, handler: Handler, authenticated: bool) -> Reply:
         self.state.count_request(endpoint)
-        reply, reset_after = self._consume_fault(endpoint)
+        reply, reset_after = self._consume_fault(endpoint, request)
         if reply is None and authenticated:
             reply = self._admit(endpoint, request)
         if reply is None:
@@ -124,7 +124,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ faults
 
-    def _consume_fault(self, endpoint: str) -> tuple[Reply | None, bool]:
+    def _consume_fault(self, endpoint: str, request: Request) -> tuple[Reply | None, bool]:
         """Apply the next queued fault: a reply to send instead, and whether to reset after answering."""
         fault = self.state.take_fault(endpoint)
         if fault is None:
@@ -147,6 +147,10 @@ class Dispatcher:
             return envelope(endpoint, code, str(fault.get("msg") or CODE_MESSAGES.get(code, "error")), data=None), False
         if kind == "not_json":
             return Reply(status=200, body=_NOT_JSON_BODY, content_type="text/html", code=0), False
+        if kind == "echo_key":
+            echoed = request.header("Authorization")
+            return envelope(endpoint, fault["code"], f"Upstream refused the request (Authorization: {echoed}); "
+                                                     f"request headers were: Authorization={echoed}", data=None), False
         return envelope(endpoint, 200, "File uploaded successfully" if endpoint == "upload" else "success"), False
 
     # ------------------------------------------------------------------ kie API

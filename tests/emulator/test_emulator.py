@@ -765,6 +765,15 @@ def test_fault_not_json_and_missing_data(api: Api, emu: EmulatorServer) -> None:
     assert stats(emu)["created_task_ids"] == []
 
 
+def test_fault_echo_key_repeats_the_authorization_header(api: Api, emu: EmulatorServer) -> None:
+    emu.state.add_faults("credit", [{"kind": "echo_key"}, {"kind": "echo_key", "code": 401}])
+    first = api.get(CREDIT)
+    assert first.status_code == 200 and first.json()["code"] == 500
+    assert f"Authorization: {api.session.headers['Authorization']}" in first.json()["msg"]
+    assert api.get(CREDIT).json()["code"] == 401
+    assert api.get(CREDIT).json()["code"] == 200  # one fault per request, then normal answers
+
+
 def test_fault_accept_then_reset_creates_and_charges(api: Api, emu: EmulatorServer) -> None:
     emu.state.add_faults("createTask", [{"kind": "accept_then_reset"}])
     with pytest.raises(requests.exceptions.ConnectionError):
