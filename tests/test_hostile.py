@@ -96,6 +96,7 @@ def test_a_create_task_answer_without_a_well_formed_id_is_uncertain_and_never_re
     with pytest.raises(exc.SeedreamSubmitUncertainError, match="not resubmitted") as raised:
         SeedreamHook(submit_timeout=30).create_edit_task("put it on marble", [IMAGE])
     assert server.count("createTask") == 1
+    assert server.bytes_sent < 64 * 1024 * 1024  # an endless answer was not read for its 20 s
     # Airflow does not retry an AirflowFailException, so the task's retries cannot pay again either.
     assert isinstance(raised.value, AirflowFailException)
 
@@ -340,6 +341,7 @@ def test_an_endless_create_task_answer_is_uncertain_and_bounded(serve):
     with pytest.raises(exc.SeedreamSubmitUncertainError):
         SeedreamHook().create_edit_task("put it on marble", [IMAGE])
     assert server.count("createTask") == 1
+    assert server.bytes_sent < 64 * 1024 * 1024
 
 
 def test_the_triggers_status_query_is_bounded_in_size(serve):
