@@ -20,19 +20,44 @@ XCOM_TASK = "seedream_task"
 XCOM_STORED_IMAGES = "stored_images"
 
 
+#: What a wait that ends in the triggerer returns: the result URLs (the sensor) or the kie task id (the operator).
+RETURN_RESULT_URLS = "result_urls"
+RETURN_TASK_ID = "task_id"
+
+
+def end_xcoms(task: core.SeedreamTask, returns: str) -> dict[str, Any]:
+    """Return the XComs a succeeded wait pushes when the triggerer ends the task (no resume on a worker).
+
+    The same keys ``deliver`` pushes on a worker, plus the extra link's value (Airflow stores it under the link's
+    ``xcom_key`` at the end of a worker run; with no worker run, the trigger provides it).
+    """
+    urls = list(task.result_urls)
+    return {
+        "return_value": task.task_id if returns == RETURN_TASK_ID else urls,
+        XCOM_RESULT_URLS: urls,
+        XCOM_TASK: task.to_dict(),
+        links.SeedreamResultImageLink().xcom_key: links.link_for(urls),
+    }
+
+
+def describe_success(task: core.SeedreamTask) -> str:
+    """The line a succeeded wait logs: how long the task took and its result URLs."""
+    seconds = (
+        f"{(task.complete_time - task.create_time) / 1000:.1f} s"
+        if task.complete_time and task.create_time
+        else "unknown time"
+    )
+    return (f"Seedream task {task.task_id} succeeded in {seconds} with {len(task.result_urls)} result image(s): "
+            f"{core.describe_urls(task.result_urls)}")
+
+
 def deliver(operator: Any, context: Context, task: core.SeedreamTask) -> list[str]:
     """Log a succeeded task's results, push them to XCom, store them under ``output_path``, return the result URLs.
 
     Raises ``SeedreamStorageError`` (naming the result URLs) when ``output_path`` is set and storing fails.
     """
     urls = list(task.result_urls)
-    seconds = (
-        f"{(task.complete_time - task.create_time) / 1000:.1f} s"
-        if task.complete_time and task.create_time
-        else "unknown time"
-    )
-    operator.log.info("Seedream task %s succeeded in %s with %d result image(s): %s", task.task_id, seconds, len(urls),
-                      core.describe_urls(urls))
+    operator.log.info("%s", describe_success(task))
     output_path = getattr(operator, "output_path", None)
     if output_path:
         operator.log.info("Result URLs are temporary (kie documents about 24 h, sometimes much less): storing them "

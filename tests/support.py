@@ -22,8 +22,9 @@ class RecordingTI:
         json.dumps(value)
         self.xcoms[key] = value
 
-    def xcom_pull(self, *args: Any, **kwargs: Any) -> None:  # a templated pull of a value that was never pushed
-        return None
+    def xcom_pull(self, *args: Any, key: str = "return_value", **kwargs: Any) -> object:
+        """This task's own XCom by key; ``None`` for anything never pushed (a templated pull of nothing)."""
+        return self.xcoms.get(key)
 
 
 class RunningTI(RecordingTI):
@@ -60,17 +61,24 @@ def context(store: DictStateStore | None = None) -> dict:
     return ctx
 
 
-def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
+def run_trigger_event(trigger: SeedreamTaskTrigger) -> Any:
     """Serialize the trigger, rebuild it from its JSON kwargs (as the triggerer does), run it to its event."""
     _, kwargs = trigger.serialize()
     rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
 
-    async def first() -> dict:
+    async def first() -> Any:
         async for event in rebuilt.run():
-            return event.payload
+            return event
         raise AssertionError("the trigger ended without an event")
 
     return asyncio.run(first())
+
+
+def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
+    """Run the trigger to its event and return the payload a resumed task receives."""
+    event = run_trigger_event(trigger)
+    assert type(event).__name__ == "TriggerEvent", f"the trigger ended the task itself: {event!r}"
+    return event.payload
 
 
 # ---------------------------------------------------------------------------------------------- shared helpers

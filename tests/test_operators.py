@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from airflow.triggers.base import TaskSuccessEvent
+
 from airflow_provider_seedream.version_compat import AirflowSkipException, TaskDeferred
 
 from airflow_provider_seedream import exceptions as exc
@@ -12,7 +14,7 @@ from airflow_provider_seedream import waiting
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
-from support import DictStateStore, RunningTI, context, run_trigger
+from support import DictStateStore, RunningTI, context, run_trigger, run_trigger_event
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException
@@ -74,10 +76,47 @@ def test_deferrable_wait_defers_then_completes(emulator):
     assert trigger.min_event_delay == waiting.EVENT_HOLDBACK_SECONDS  # apache/airflow#72716
     task_id = ctx["ti"].xcoms["seedream_task_id"]  # pushed before deferring
     assert trigger.seedream_task_id == task_id
-    event = run_trigger(trigger)
-    assert op.execute_complete(ctx, event) == task_id
-    assert len(ctx["ti"].xcoms["result_urls"]) == 1
+    # Nothing is left for a worker (no output_path, no outlets): the trigger ends the task with its XComs.
+    assert trigger.end_from_trigger is True
+    event = run_trigger_event(trigger)
+    assert isinstance(event, TaskSuccessEvent), event
+    assert event.xcoms["return_value"] == task_id and len(event.xcoms["result_urls"]) == 1
+    assert event.xcoms["seedream_task"]["task_id"] == task_id and event.xcoms["seedream_task"]["state"] == "success"
+    assert event.xcoms["_link_SeedreamResultImageLink"] == event.xcoms["result_urls"][0]
     assert emulator.count("createTask") == 1
+
+
+def test_a_deferred_operator_that_stores_results_resumes_on_a_worker(emulator, tmp_path):
+    op = edit_op(emulator, wait_for_completion=True, deferrable=True, timeout=60, output_path=str(tmp_path))
+    ctx = {"ti": RunningTI("edit")}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    assert deferred.value.trigger.end_from_trigger is False
+    assert op.execute_complete(ctx, run_trigger(deferred.value.trigger)) == ctx["ti"].xcoms["seedream_task_id"]
+    assert len(ctx["ti"].xcoms["stored_images"]) == 1
+
+
+class _OwnCompletion(SeedreamTaskSensor):
+    def execute_complete(self, context, event=None):
+        return ["handled by the subclass"]
+
+
+def test_a_subclass_with_its_own_execute_complete_resumes_on_a_worker(emulator):
+    task_id = submit(emulator, "[emulator: seconds=1.5]")
+    s = _OwnCompletion(task_id="wait", seedream_task_id=task_id, poke_interval=0.1, timeout=30)
+    with pytest.raises(TaskDeferred) as deferred:
+        s.execute(context())
+    assert deferred.value.trigger.end_from_trigger is False
+
+
+def test_a_failed_task_resumes_on_a_worker_even_when_the_trigger_could_end_it(emulator):
+    task_id = submit(emulator, "[emulator: outcome=fail, fail_code=422, fail_msg=Prompt rejected, seconds=1]")
+    s = sensor(task_id)
+    with pytest.raises(TaskDeferred) as deferred:
+        s.execute(context())
+    assert deferred.value.trigger.end_from_trigger is True
+    with pytest.raises(exc.SeedreamTaskFailedError, match="Prompt rejected"):
+        s.execute_complete(context(), run_trigger(deferred.value.trigger))
 
 
 def test_blocking_wait_pushes_result_urls(emulator):
@@ -156,8 +195,10 @@ def test_sensor_is_deferrable_by_default_and_returns_urls(emulator):
         s.execute(ctx)
     trigger = deferred.value.trigger
     assert trigger.poll_interval == 0.1 and trigger.deadline - trigger.started_at == pytest.approx(30)
-    urls = s.execute_complete(ctx, run_trigger(trigger))
-    assert len(urls) == 1 and urls == ctx["ti"].xcoms["result_urls"]
+    event = run_trigger_event(trigger)
+    assert isinstance(event, TaskSuccessEvent), event
+    urls = event.xcoms["return_value"]
+    assert len(urls) == 1 and urls == event.xcoms["result_urls"]
 
 
 def test_sensor_does_not_defer_when_already_done(emulator):

@@ -45,6 +45,8 @@ def test_serialize_holds_plain_data_and_no_key(api_key):
         "max_consecutive_errors": 5,
         "not_found_grace": 30.0,
         "min_event_delay": 0.0,
+        "end_from_trigger": False,
+        "returns": "result_urls",
     }
     assert api_key not in repr(trigger) and api_key not in json.dumps(kwargs)
 

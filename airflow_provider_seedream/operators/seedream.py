@@ -165,13 +165,19 @@ class SeedreamEditOperator(BaseOperator):
         if step.event is not None:  # already finished: no need to defer
             return self.execute_complete(context, dict(step.event))
         if self.deferrable:
-            waiting.defer(self, plan)
+            waiting.defer(self, plan, end_from_trigger=waiting.can_end_in_triggerer(self, SeedreamEditOperator),
+                          returns=results.RETURN_TASK_ID)
         task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline)
         results.deliver(self, context, task)
         return task_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Finish after the trigger fired: return the task id, or raise the typed error the event reports."""
+        if waiting.ended_by_trigger(event):
+            ti = context["ti"]
+            task_id = ti.xcom_pull(task_ids=self.task_id, key=results.XCOM_TASK_ID,
+                                   map_indexes=getattr(ti, "map_index", -1))
+            event = waiting.reread_event(self, core.check_task_id(task_id))
         task = core.resolve_event(event)
         results.deliver(self, context, task)
         return task.task_id

@@ -94,7 +94,8 @@ class SeedreamTaskSensor(BaseSensorOperator):
         step = waiting.observe_once(self, plan.waiter())
         if step.event is not None:  # already finished: no need to defer
             return self.execute_complete(context, dict(step.event))
-        waiting.defer(self, plan)
+        waiting.defer(self, plan, end_from_trigger=waiting.can_end_in_triggerer(self, SeedreamTaskSensor),
+                      returns=results.RETURN_RESULT_URLS)
 
     def poke(self, context: Context) -> PokeReturnValue:
         task_id = core.check_task_id(self.seedream_task_id)
@@ -140,5 +141,8 @@ class SeedreamTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         """Finish after the trigger fired: return the result URLs, or raise the typed error the event reports."""
-        task = core.resolve_event(event, core.check_task_id(self.seedream_task_id))
+        task_id = core.check_task_id(self.seedream_task_id)
+        if waiting.ended_by_trigger(event):
+            event = waiting.reread_event(self, task_id)
+        task = core.resolve_event(event, task_id)
         return results.deliver(self, context, task)

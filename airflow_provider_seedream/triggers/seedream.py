@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_seedream import aio, core
+from airflow_provider_seedream import aio, core, results
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
@@ -35,6 +35,11 @@ class SeedreamTaskTrigger(BaseTrigger):
         and sensors set it when they defer: on Airflow 3.3.2 an event that arrives before the scheduler has seen the
         deferring worker exit can fail the resumed task (apache/airflow#72716), and that window lasts about one
         worker heartbeat (``[workers] min_heartbeat_interval``, 5 s by default).
+    :param end_from_trigger: end the Airflow task here when the kie task succeeds (``TaskSuccessEvent`` with the
+        XComs a worker would push), instead of resuming it on a worker: for waits with nothing left to do on a
+        worker (no ``output_path``, no outlets). No resume means no race with apache/airflow#72716 and one task run
+        instead of two. Any other outcome still resumes on a worker, where it becomes a typed error and retries apply.
+    :param returns: what the ended task returns: ``"result_urls"`` (the sensor) or ``"task_id"`` (the operator).
     """
 
     def __init__(
@@ -47,6 +52,8 @@ class SeedreamTaskTrigger(BaseTrigger):
         max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
         not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
         min_event_delay: float = 0.0,
+        end_from_trigger: bool = False,
+        returns: str = results.RETURN_RESULT_URLS,
     ) -> None:
         super().__init__()
         self.seedream_task_id = seedream_task_id
@@ -57,6 +64,8 @@ class SeedreamTaskTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.not_found_grace = float(not_found_grace)
         self.min_event_delay = float(min_event_delay)
+        self.end_from_trigger = bool(end_from_trigger)
+        self.returns = returns
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,6 +79,8 @@ class SeedreamTaskTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "not_found_grace": self.not_found_grace,
                 "min_event_delay": self.min_event_delay,
+                "end_from_trigger": self.end_from_trigger,
+                "returns": self.returns,
             },
         )
 
@@ -111,9 +122,26 @@ class SeedreamTaskTrigger(BaseTrigger):
             self.log.exception("Trigger for Seedream task %s failed", task_id)
             event = core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
                                                                 f"{type(error).__name__}: {error}", error=error)
+        if self.end_from_trigger and event["status"] == core.EVENT_SUCCESS:
+            try:
+                task = core.resolve_event(event, task_id)  # checked like any event a worker would receive
+            except exc.SeedreamError as error:  # a worker turns it into the typed error it stands for
+                self.log.warning("Seedream task %s: the success event does not check out (%s); resuming on a worker",
+                                 task_id, error)
+            else:
+                yield self._end(task)
+                return
         hold = self.started_at + self.min_event_delay - time.time()
         if hold > 0:
             self.log.info("Seedream task %s: %s; reporting it in %.1f s, once the deferring worker has surely "
                           "exited (apache/airflow#72716)", task_id, event["status"], hold)
             await asyncio.sleep(hold)
         yield TriggerEvent(dict(event))
+
+    def _end(self, task: core.SeedreamTask) -> TaskSuccessEvent:
+        """End the Airflow task here, with the XComs a worker would have pushed."""
+        self.log.info("%s", results.describe_success(task))
+        self.log.info("Ending the Airflow task in the triggerer: nothing is left to do on a worker (no output_path, "
+                      "no outlets). The result URLs are in XCom 'result_urls' (temporary: about 24 h, sometimes much "
+                      "less)")
+        return TaskSuccessEvent(xcoms=results.end_xcoms(task, self.returns))
