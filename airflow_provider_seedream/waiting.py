@@ -61,9 +61,20 @@ def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
 
 def can_end_in_triggerer(operator: Any, base: type) -> bool:
     """Tell whether a wait leaves nothing for a worker: no ``output_path``, no outlets, ``execute_complete`` as
-    ``base`` defines it (a subclass that overrides it expects to run it)."""
-    return (not getattr(operator, "output_path", None) and not list(getattr(operator, "outlets", None) or [])
-            and getattr(type(operator), "execute_complete", None) is getattr(base, "execute_complete", None))
+    ``base`` defines it (a subclass that overrides it expects to run it), and no downstream task mapped over its
+    return value (a worker records the value's length for that; the triggerer cannot)."""
+    if getattr(operator, "output_path", None) or list(getattr(operator, "outlets", None) or []):
+        return False
+    if getattr(type(operator), "execute_complete", None) is not getattr(base, "execute_complete", None):
+        return False
+    has_dag = getattr(operator, "has_dag", None)
+    if has_dag is not None and not has_dag():
+        return True  # a task outside any DAG has no downstream task at all
+    mapped_dependants = getattr(operator, "iter_mapped_dependants", None)
+    try:
+        return mapped_dependants is None or next(mapped_dependants(), None) is None
+    except Exception:  # a task outside a DAG, or one Airflow cannot walk: resume, as before
+        return False
 
 
 def defer(operator: Any, plan: WaitPlan, method_name: str = "execute_complete", *, end_from_trigger: bool = False,

@@ -74,6 +74,37 @@ def run_trigger_event(trigger: SeedreamTaskTrigger) -> Any:
     return asyncio.run(first())
 
 
+class TriggererComms:
+    """Stands in for the triggerer's channel to its supervisor: keeps the XComs a trigger pushes through it."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+        self.where: set[tuple[Any, ...]] = set()
+
+    async def asend(self, msg: Any) -> None:
+        json.dumps(msg.value)
+        self.xcoms[msg.key] = msg.value
+        self.where.add((msg.dag_id, msg.task_id, msg.run_id, msg.map_index))
+
+
+def run_trigger_in_triggerer(trigger: SeedreamTaskTrigger, monkeypatch: Any, ti: Any) -> tuple[Any, TriggererComms]:
+    """Run the trigger as the triggerer does: rebuilt from its kwargs, told its task instance, with a channel."""
+    from airflow.sdk.execution_time import task_runner
+
+    comms = TriggererComms()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    _, kwargs = trigger.serialize()
+    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
+    rebuilt.task_instance = ti
+
+    async def first() -> Any:
+        async for event in rebuilt.run():
+            return event
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(first()), comms
+
+
 def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
     """Run the trigger to its event and return the payload a resumed task receives."""
     event = run_trigger_event(trigger)

@@ -14,7 +14,7 @@ from airflow_provider_seedream import waiting
 from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
-from support import DictStateStore, RunningTI, context, run_trigger, run_trigger_event
+from support import DictStateStore, RunningTI, context, run_trigger, run_trigger_in_triggerer
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException
@@ -64,7 +64,7 @@ def test_bad_wait_settings_fail_at_construction(emulator, kwargs, field):
         SeedreamEditOperator(task_id="x", prompt="p", image_urls=["https://e.com/a.png"], **kwargs)
 
 
-def test_deferrable_wait_defers_then_completes(emulator):
+def test_deferrable_wait_defers_then_completes(emulator, monkeypatch):
     op = edit_op(emulator, wait_for_completion=True, deferrable=True, timeout=60)
     ctx = context()
     with pytest.raises(TaskDeferred) as deferred:
@@ -78,12 +78,20 @@ def test_deferrable_wait_defers_then_completes(emulator):
     assert trigger.seedream_task_id == task_id
     # Nothing is left for a worker (no output_path, no outlets): the trigger ends the task with its XComs.
     assert trigger.end_from_trigger is True
-    event = run_trigger_event(trigger)
+    event, comms = run_trigger_in_triggerer(trigger, monkeypatch, RunningTI("edit", map_index=3))
     assert isinstance(event, TaskSuccessEvent), event
-    assert event.xcoms["return_value"] == task_id and len(event.xcoms["result_urls"]) == 1
-    assert event.xcoms["seedream_task"]["task_id"] == task_id and event.xcoms["seedream_task"]["state"] == "success"
-    assert event.xcoms["_link_SeedreamResultImageLink"] == event.xcoms["result_urls"][0]
+    assert not event.xcoms  # pushed through the triggerer's channel instead (Airflow would encode these twice)
+    assert comms.where == {("test", "edit", "manual__1", 3)}
+    assert comms.xcoms["return_value"] == task_id and len(comms.xcoms["result_urls"]) == 1
+    assert comms.xcoms["seedream_task"]["task_id"] == task_id and comms.xcoms["seedream_task"]["state"] == "success"
+    assert comms.xcoms["_link_SeedreamResultImageLink"] == comms.xcoms["result_urls"][0]
     assert emulator.count("createTask") == 1
+    # Where nothing can push XComs (dag.test() runs triggers inline), the task resumes and re-reads the task once.
+    resumed = run_trigger(trigger)
+    ctx["ti"] = RunningTI("edit")
+    ctx["ti"].xcoms["seedream_task_id"] = task_id
+    assert op.execute_complete(ctx, "success") == task_id and ctx["ti"].xcoms["result_urls"] == resumed["task"][
+        "result_urls"]
 
 
 def test_a_deferred_operator_that_stores_results_resumes_on_a_worker(emulator, tmp_path):
@@ -186,7 +194,7 @@ def submit(emulator, prompt="p") -> str:
     return edit_op(emulator, prompt=prompt).execute(context())
 
 
-def test_sensor_is_deferrable_by_default_and_returns_urls(emulator):
+def test_sensor_is_deferrable_by_default_and_returns_urls(emulator, monkeypatch):
     task_id = submit(emulator, "[emulator: seconds=1.5]")
     s = sensor(task_id)
     assert s.deferrable is True
@@ -195,10 +203,10 @@ def test_sensor_is_deferrable_by_default_and_returns_urls(emulator):
         s.execute(ctx)
     trigger = deferred.value.trigger
     assert trigger.poll_interval == 0.1 and trigger.deadline - trigger.started_at == pytest.approx(30)
-    event = run_trigger_event(trigger)
+    event, comms = run_trigger_in_triggerer(trigger, monkeypatch, RunningTI("wait"))
     assert isinstance(event, TaskSuccessEvent), event
-    urls = event.xcoms["return_value"]
-    assert len(urls) == 1 and urls == event.xcoms["result_urls"]
+    urls = comms.xcoms["return_value"]
+    assert len(urls) == 1 and urls == comms.xcoms["result_urls"]
 
 
 def test_sensor_does_not_defer_when_already_done(emulator):

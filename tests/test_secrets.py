@@ -24,7 +24,7 @@ from airflow_provider_seedream.operators.seedream import STATE_KEY, SeedreamEdit
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 from airflow_provider_seedream.version_compat import TaskDeferred
-from support import DictStateStore, RecordingTI, run_trigger, run_trigger_event, use_connection
+from support import DictStateStore, RecordingTI, RunningTI, run_trigger, run_trigger_in_triggerer, use_connection
 
 URL = "https://example.com/photo.png"
 # A name that is not loopback; the guard resolves it to a local capture server so we can see what would be sent.
@@ -249,7 +249,7 @@ def test_the_guard_sees_what_it_must(monkeypatch, api_key):
 
 
 # ------------------------------------------------------------------------------ nowhere Airflow keeps things
-def test_the_key_is_in_no_trigger_rendered_field_xcom_state_or_event(emulator, api_key, logs):
+def test_the_key_is_in_no_trigger_rendered_field_xcom_state_or_event(emulator, api_key, logs, monkeypatch):
     key = api_key
     url = emulator.sample_url()
 
@@ -275,8 +275,8 @@ def test_the_key_is_in_no_trigger_rendered_field_xcom_state_or_event(emulator, a
         serialize = None
     if serialize is not None:
         assert key not in json.dumps(serialize(kwargs), default=str)
-    event = run_trigger_event(trigger)  # ends the task in the triggerer: its XComs go straight to the DB
-    assert key not in json.dumps(event.xcoms) and key not in repr(event)
+    event, comms = run_trigger_in_triggerer(trigger, monkeypatch, RunningTI("edit"))  # ends the task there
+    assert comms.xcoms and key not in json.dumps(comms.xcoms) and key not in repr(event)
     op.execute_complete(context, event.payload)  # what dag.test() does with it: resume, read the task again
     assert key not in json.dumps(ti.xcoms) and key not in json.dumps(store.data, default=str)
     assert set(store.data) == {STATE_KEY}

@@ -129,8 +129,9 @@ class SeedreamTaskTrigger(BaseTrigger):
                 self.log.warning("Seedream task %s: the success event does not check out (%s); resuming on a worker",
                                  task_id, error)
             else:
-                yield self._end(task)
-                return
+                if await self._push_xcoms(results.end_xcoms(task, self.returns)):
+                    yield self._end(task)
+                    return
         hold = self.started_at + self.min_event_delay - time.time()
         if hold > 0:
             self.log.info("Seedream task %s: %s; reporting it in %.1f s, once the deferring worker has surely "
@@ -138,10 +139,42 @@ class SeedreamTaskTrigger(BaseTrigger):
             await asyncio.sleep(hold)
         yield TriggerEvent(dict(event))
 
+    async def _push_xcoms(self, xcoms: dict[str, Any]) -> bool:
+        """Push the XComs a worker would push, the way a worker pushes them; ``False`` (resume instead) if we can't.
+
+        Not through ``TaskSuccessEvent(xcoms=...)``: on Airflow 3.1.8 and 3.3.2 the triggerer stores those with
+        ``TaskInstance.xcom_push``, which JSON-encodes them a second time, so a downstream task pulls the text
+        ``'["https://..."]'`` instead of the list (seen in this project's end-to-end test). The triggerer's own
+        channel to its supervisor (``SetXCom``, as ``XCom.set`` sends it) stores them as a worker does. Outside a
+        triggerer (``dag.test()`` runs triggers inline) there is no such channel, and the task resumes on a worker.
+        """
+        ti = getattr(self, "task_instance", None)
+        try:
+            from airflow.sdk.execution_time import task_runner
+            from airflow.sdk.execution_time.comms import SetXCom
+            from airflow.sdk.execution_time.xcom import XCom
+
+            comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+            asend = getattr(comms, "asend", None)
+            if ti is None or asend is None:
+                self.log.info("No triggerer channel to push XComs through (dag.test() runs triggers inline): the "
+                              "task resumes on a worker")
+                return False
+            where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+            for key, value in xcoms.items():
+                # A custom XCom backend may upload the value somewhere: off the event loop.
+                stored = await asyncio.to_thread(XCom.serialize_value, value=value, key=key, **where)
+                await asend(SetXCom(key=key, value=stored, **where))
+        except Exception as error:
+            self.log.warning("Could not push the XComs of Seedream task %s from the triggerer (%s: %s); the task "
+                             "resumes on a worker instead", self.seedream_task_id, type(error).__name__, error)
+            return False
+        return True
+
     def _end(self, task: core.SeedreamTask) -> TaskSuccessEvent:
-        """End the Airflow task here, with the XComs a worker would have pushed."""
+        """End the Airflow task here; its XComs are already pushed."""
         self.log.info("%s", results.describe_success(task))
-        self.log.info("Ending the Airflow task in the triggerer: nothing is left to do on a worker (no output_path, "
+        self.log.info("Ended the Airflow task in the triggerer: nothing is left to do on a worker (no output_path, "
                       "no outlets). The result URLs are in XCom 'result_urls' (temporary: about 24 h, sometimes much "
                       "less)")
-        return TaskSuccessEvent(xcoms=results.end_xcoms(task, self.returns))
+        return TaskSuccessEvent()

@@ -126,6 +126,9 @@ def test_example_dag_defers_to_the_triggerer_and_succeeds(stack, kie, scenario, 
 
     # Deferral proof, three ways: the state the API showed, the trigger row, and the log the triggerer wrote.
     assert "deferred" in result.seen_states["wait"], result.seen_states
+    # Nothing was left for a worker: the triggerer ended the sensor (no resume, so no apache/airflow#72716 race), and
+    # the download task still received the result URLs as a list (it wrote the image).
+    assert result.seen_states["wait"][-2:] == ["deferred", "success"], result.seen_states
     assert any(task_id in row["kwargs_json"] for row in TRIGGER_SNAPSHOTS), "no trigger row seen while deferred"
     (trigger_log,) = trigger_logs(stack, EXAMPLE, run_id, "wait")
     events = log_events(trigger_log.read_text())
