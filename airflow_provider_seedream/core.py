@@ -255,6 +255,7 @@ class ConnectionSettings:
     typical_run_seconds: float = DEFAULT_TYPICAL_RUN_SECONDS
     max_download_bytes: int = limits.DEFAULT_MAX_DOWNLOAD_BYTES
     download_timeout: float = limits.DEFAULT_DOWNLOAD_TIMEOUT_SECONDS
+    submits_per_10s: int = 20
 
     @property
     def headers(self) -> dict[str, str]:
@@ -376,9 +377,13 @@ def settings_from_connection(
                                  limits.MAX_MAX_DOWNLOAD_BYTES, "bytes")
     download_timeout = _extra_number(extra, "download_timeout", limits.DEFAULT_DOWNLOAD_TIMEOUT_SECONDS,
                                      limits.MAX_DOWNLOAD_TIMEOUT_SECONDS, "seconds")
+    # kie allows 20; more only makes sense for a stand-in without kie's limit (the emulator with --no-rate-limits).
+    submits = _extra_number(extra, "submits_per_10s", 20, 10_000, "")
+    if submits != int(submits):
+        raise _invalid("extra.submits_per_10s", f"must be a whole number, got {submits:g}")
     return ConnectionSettings(base_url=base_url, api_key=api_key, upload_base_url=upload, polls_per_second=rate,
                               timeout=timeout, typical_run_seconds=typical_run, max_download_bytes=int(max_download),
-                              download_timeout=download_timeout)
+                              download_timeout=download_timeout, submits_per_10s=int(submits))
 
 
 def check_api_key(conn_id: str, password: str | None) -> str:

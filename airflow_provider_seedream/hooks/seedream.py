@@ -24,6 +24,8 @@ from airflow_provider_seedream.version_compat import BaseHook
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_seedream import pacing
+
 SubmitPredicate = Callable[[BaseException], bool]
 
 
@@ -187,6 +189,13 @@ class SeedreamHook(BaseHook):
         # Ask for the bytes as stored, so that Content-Length can be compared with what was written.
         return transport.bounded_session({"Accept-Encoding": "identity"})
 
+    @cached_property
+    def pacer(self) -> pacing.HostPacer:
+        """The createTask pace this host's processes share for the connection's key (kie: 20 per 10 s)."""
+        from airflow_provider_seedream import pacing
+
+        return pacing.HostPacer(self.settings.budget_key(), limit=self.settings.submits_per_10s)
+
     @property
     def max_download_bytes(self) -> int:
         """The largest result image stored, in bytes."""
@@ -280,9 +289,18 @@ class SeedreamHook(BaseHook):
         what = "createTask"
         retrying = self._retrying(core.may_resubmit, what, tenacity.stop_before_delay(self.submit_timeout))
         started = time.monotonic()
+
+        def once() -> str:
+            # Every try leaves at a moment reserved with this host's other workers, within kie's 20 per 10 s.
+            with self.pacer.departure() as waited:
+                if waited >= 1.0:
+                    self.log.info("createTask waited %.1f s for a free slot of kie's %d per 10 s (shared by this "
+                                  "host's workers)", waited, self.pacer.limit)
+                data = self._send("POST", url, what, fresh_connection=True, json=edit.body())
+            return core.parse_task_id(data)
+
         try:
-            task_id = retrying(lambda: core.parse_task_id(
-                self._send("POST", url, what, fresh_connection=True, json=edit.body())))
+            task_id = retrying(once)
         except Exception as error:
             if core.is_clean_refusal(error):
                 raise

@@ -1,0 +1,158 @@
+"""createTask pacing shared by every process of one host: kie admits 20 createTask per 10 s per account.
+
+Mapped ``SeedreamEditOperator`` tasks submit from many worker processes at once. Retrying 429s with ``Retry-After``
+keeps a burst correct (a refused submit is never billed), but every refusal is a wasted round trip and a late
+submit. Here each submit first reserves a moment to leave in a small file shared by the processes of the host (one
+file per API key, named by a non-reversible digest, locked with ``flock``): no reserved moment has more than the limit
+of others within one window before it, so the submits of one host never exceed kie's rate. Reservations are made
+under the lock and waited for outside it, in the order they were made. When a submit's answer is back, its
+reservation moves to that moment: kie counts a request when it arrives, which is no later than its answer, so a
+loaded machine whose requests leave late (or arrive spread out) cannot crowd the next window.
+
+Limits: the file is per host. Workers on several hosts that share one key each keep their own pace; give each a share
+of the limit with the connection extra ``submits_per_10s`` (for example 10 on each of two hosts). Where the file
+cannot be used (no ``fcntl``, an unwritable temp directory) the pace holds for the process only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: kie's documented createTask limit: 20 per 10 seconds per account.
+KIE_CREATE_LIMIT = 20
+KIE_CREATE_WINDOW_SECONDS = 10.0
+#: Added to kie's window: a request reaches kie a little after it leaves, and kie counts arrivals.
+WINDOW_MARGIN_SECONDS = 0.25
+DIRECTORY_NAME = "airflow-provider-seedream-pacing"
+
+
+def next_slot(reserved: list[float], now: float, limit: int, window: float) -> float:
+    """Return the earliest moment at or after ``now`` with fewer than ``limit`` reservations in the window before it.
+
+    ``reserved`` holds the moments already reserved, in order (some may lie in the future).
+    """
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    if len(reserved) < limit:
+        return now
+    return max(now, reserved[-limit] + window)
+
+
+def _locked(path: Path, change: Callable[[list[float]], float]) -> float:
+    import fcntl
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            try:
+                reserved = [float(t) for t in json.loads(handle.read() or "[]")]
+            except (ValueError, TypeError):
+                reserved = []  # a torn or foreign file: start afresh rather than fail a submit
+            slot = change(reserved)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(reserved))
+            handle.flush()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return slot
+
+
+class HostPacer:
+    """Reserves createTask departures for one API key, shared by every process of the host.
+
+    :param key_digest: a non-reversible name for the key (``ConnectionSettings.budget_key()``).
+    :param limit: submits per window (kie: 20).
+    :param window: the window in seconds (kie: 10), plus ``WINDOW_MARGIN_SECONDS``.
+    :param directory: where the shared files live (default: a folder in the system's temp directory).
+    """
+
+    _process_lock = threading.Lock()
+    _process_reserved: dict[str, list[float]] = {}
+
+    def __init__(self, key_digest: str, limit: int = KIE_CREATE_LIMIT,
+                 window: float = KIE_CREATE_WINDOW_SECONDS + WINDOW_MARGIN_SECONDS,
+                 directory: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.key_digest = key_digest
+        self.limit = int(limit)
+        self.window = float(window)
+        self.clock = clock
+        self.path: Path | None = self._shared_file(Path(directory) if directory else
+                                                   Path(tempfile.gettempdir()) / DIRECTORY_NAME)
+
+    def _shared_file(self, directory: Path) -> Path | None:
+        try:
+            import fcntl  # noqa: F401 - POSIX only
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = directory / f"{self.key_digest}.json"
+            path.touch(mode=0o600, exist_ok=True)
+            return path
+        except (ImportError, OSError):
+            return None
+
+    @property
+    def shared(self) -> bool:
+        """Whether the pace holds for the whole host (``False``: for this process only)."""
+        return self.path is not None
+
+    def _reserve_in(self, reserved: list[float]) -> float:
+        now = self.clock()
+        reserved[:] = sorted(t for t in reserved if t > now - self.window)
+        slot = next_slot(reserved, now, self.limit, self.window)
+        reserved.append(slot)
+        return slot
+
+    def _update(self, change: Callable[[list[float]], float]) -> float:
+        with self._process_lock:  # threads of one process, and the fallback when the file cannot be used
+            if self.path is not None:
+                try:
+                    return _locked(self.path, change)
+                except OSError:
+                    self.path = None
+            return change(self._process_reserved.setdefault(self.key_digest, []))
+
+    def reserve(self) -> float:
+        """Reserve the next free departure and return it (seconds since the epoch)."""
+        return self._update(self._reserve_in)
+
+    def settle(self, slot: float, arrived_by: float) -> None:
+        """Move the reservation ``slot`` to ``arrived_by``, the moment the request had surely reached the server."""
+
+        def move(reserved: list[float]) -> float:
+            if slot in reserved:
+                reserved.remove(slot)
+            reserved.append(max(slot, arrived_by))
+            reserved.sort()
+            return arrived_by
+
+        self._update(move)
+
+    def clear(self) -> None:
+        """Forget every reservation for this key (after the server's own window was reset, as in a benchmark)."""
+
+        def forget(reserved: list[float]) -> float:
+            reserved.clear()
+            return 0.0
+
+        self._update(forget)
+
+    @contextmanager
+    def departure(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[float]:
+        """Wait for a reserved departure and yield how long that took; wrap the whole request in the block, since
+        the reservation moves to the moment the block ends (the answer proves the request had arrived)."""
+        slot = self.reserve()
+        delay = max(0.0, slot - self.clock())
+        if delay > 0:
+            sleep(delay)
+        try:
+            yield delay
+        finally:
+            self.settle(slot, self.clock())
