@@ -221,6 +221,7 @@ def _new_client(settings: core.ConnectionSettings, budget: PollBudget) -> httpx.
         timeout=httpx.Timeout(settings.timeout, connect=core.CONNECT_TIMEOUT_SECONDS),
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         follow_redirects=False,
+        trust_env=not settings.direct,  # a plain-http (loopback) base is never reached through a proxy
         event_hooks={"response": [_rate_limit_listener(budget)]},
     )
 

@@ -268,6 +268,11 @@ class ConnectionSettings:
         """Takes this connection's key out of every text a server sends back."""
         return Redactor.of([self.api_key])
 
+    @property
+    def direct(self) -> bool:
+        """Whether kie is reached over plain http (a loopback emulator): then never through an environment proxy."""
+        return self.base_url.startswith("http://") or self.upload_base_url.startswith("http://")
+
     def budget_key(self) -> str:
         """Return a non-reversible name for the key, to share one poll budget per key without holding the key."""
         import hashlib
@@ -463,7 +468,10 @@ def parse_envelope(status: int, body: bytes | str, retry_after_header: str | Non
             raise exc.SeedreamResponseError(f"kie.ai answered HTTP {status} with a body that is not a JSON object: "
                                              f"{redactor.bytes_snippet(body, 60)!r}")
         raise error_for_code(status, f"HTTP {status}", retry_after=retry_after)
-    payload = redactor.tree(payload)
+    try:
+        payload = redactor.tree(payload)
+    except RecursionError:  # parsed, but nested too deep to walk: no answer of kie looks like that
+        raise exc.SeedreamResponseError("kie.ai answered with JSON nested too deeply to read") from None
     message = payload.get("msg") or payload.get("message") or ""
     message = redactor.text(message if isinstance(message, str) else json.dumps(message)[:4096])
     code = payload.get("code")

@@ -45,16 +45,34 @@ def next_slot(reserved: list[float], now: float, limit: int, window: float) -> f
     return max(now, reserved[-limit] + window)
 
 
-def _locked(path: Path, change: Callable[[list[float]], float]) -> float:
+#: Reservations further ahead than this are not believed (a foreign or corrupted file), whatever they say.
+MAX_AHEAD_SECONDS = 24 * 3600.0
+
+
+def _believable(raw: object, now: float) -> list[float]:
+    """Read the file's reservations, dropping anything that is not a finite moment within a day of now."""
+    if not isinstance(raw, list):
+        return []
+    kept = []
+    for value in raw:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                now - MAX_AHEAD_SECONDS < value < now + MAX_AHEAD_SECONDS:
+            kept.append(float(value))
+    return sorted(kept)
+
+
+def _locked(path: Path, change: Callable[[list[float]], float], now: float) -> float:
     import fcntl
 
-    with open(path, "a+") as handle:
+    # O_NOFOLLOW: the file is ours, never a link someone put in its place.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "r+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             handle.seek(0)
             try:
-                reserved = [float(t) for t in json.loads(handle.read() or "[]")]
-            except (ValueError, TypeError):
+                reserved = _believable(json.loads(handle.read() or "[]"), now)
+            except ValueError:
                 reserved = []  # a torn or foreign file: start afresh rather than fail a submit
             slot = change(reserved)
             handle.seek(0)
@@ -89,13 +107,17 @@ class HostPacer:
                                                    Path(tempfile.gettempdir()) / DIRECTORY_NAME)
 
     def _shared_file(self, directory: Path) -> Path | None:
+        """The shared file, if the folder is ours alone (made by this user, no one else may write there)."""
         try:
             import fcntl  # noqa: F401 - POSIX only
+            import stat
+
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = directory / f"{self.key_digest}.json"
-            path.touch(mode=0o600, exist_ok=True)
-            return path
-        except (ImportError, OSError):
+            info = os.lstat(directory)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+                return None  # someone else's folder, a link, or one others may write to: pace this process only
+            return directory / f"{self.key_digest}.json"
+        except (ImportError, OSError, AttributeError):
             return None
 
     @property
@@ -114,7 +136,7 @@ class HostPacer:
         with self._process_lock:  # threads of one process, and the fallback when the file cannot be used
             if self.path is not None:
                 try:
-                    return _locked(self.path, change)
+                    return _locked(self.path, change, self.clock())
                 except OSError:
                     self.path = None
             return change(self._process_reserved.setdefault(self.key_digest, []))
@@ -149,7 +171,7 @@ class HostPacer:
         """Wait for a reserved departure and yield how long that took; wrap the whole request in the block, since
         the reservation moves to the moment the block ends (the answer proves the request had arrived)."""
         slot = self.reserve()
-        delay = max(0.0, slot - self.clock())
+        delay = min(max(0.0, slot - self.clock()), MAX_AHEAD_SECONDS)
         if delay > 0:
             sleep(delay)
         try:

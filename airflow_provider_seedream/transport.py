@@ -43,6 +43,7 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expired = False
+        self.finished = False
         self._conns: list[Any] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(max(0.0, seconds), self._expire)
@@ -56,6 +57,8 @@ class Deadline:
 
     def _expire(self) -> None:
         with self._lock:
+            if self.finished:  # the exchange ended first: its connection may already serve the next request
+                return
             self.expired = True
             for conn in self._conns:
                 _cut(conn)
@@ -72,6 +75,8 @@ def deadline(seconds: float) -> Iterator[Deadline]:
         yield bound
     finally:
         bound._timer.cancel()
+        with bound._lock:  # after this, a timer that fires anyway cuts nothing; ``expired`` is final
+            bound.finished = True
         _local.deadline = previous
 
 
@@ -118,9 +123,15 @@ class _BoundedAdapter(HTTPAdapter):
         return manager
 
 
-def bounded_session(headers: dict[str, str] | None = None) -> requests.Session:
-    """Return a ``requests.Session`` whose requests obey ``deadline``."""
+def bounded_session(headers: dict[str, str] | None = None, *, direct: bool = False) -> requests.Session:
+    """Return a ``requests.Session`` whose requests obey ``deadline``.
+
+    :param direct: ignore proxy settings of the environment (``HTTP_PROXY``...): for a plain-http loopback base URL,
+        whose Bearer key must not travel in clear text to a proxy.
+    """
     session = requests.Session()
+    if direct:
+        session.trust_env = False
     adapter = _BoundedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -240,6 +240,29 @@ def test_an_echoed_key_in_fail_msg_reaches_no_trigger_event_log_or_callback(serv
     assert api_key not in logs.text()
 
 
+def test_json_nested_too_deeply_to_walk_is_a_typed_error(serve):
+    serve(lambda sock, request: send(sock, '{"code": 200, "msg": "success", "data": ' + "[" * 900 + "]" * 900 + "}"))
+    with pytest.raises(exc.SeedreamResponseError, match="nested too deeply"):
+        SeedreamHook(max_retries=0).get_task(TASK)
+
+
+def test_a_plain_http_loopback_base_is_never_reached_through_an_environment_proxy(serve, monkeypatch, api_key):
+    """The Bearer key may travel in clear text only to loopback: a proxy from the environment must not see it."""
+    proxy = HostileServer(answer({"code": 200, "msg": "success", "data": 1.0}))
+    try:
+        serve(answer(record()))
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert SeedreamHook(max_retries=0).get_task(TASK).task_id == TASK
+        event = run_trigger(SeedreamTaskTrigger(TASK, poll_interval=0.1, deadline=time.time() + 2))
+        assert event["status"] == "timeout", event  # the task stays "generating": only the route matters here
+        assert proxy.connections == 0
+    finally:
+        proxy.close()
+
+
 def test_a_2_mb_message_becomes_a_message_of_a_few_kib(serve):
     serve(answer({"code": 500, "msg": "x" * (2 * 1024 * 1024), "data": None}))
     with pytest.raises(exc.SeedreamServerError) as raised:

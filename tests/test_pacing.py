@@ -114,3 +114,27 @@ def test_mapped_submits_from_many_workers_draw_no_429(limited_kie, tmp_path):
     assert len(stats["created_task_ids"]) == 30
     assert stats["rate_limited"]["createTask"] == 0, stats["responses"]["createTask"]
     assert stats["requests"]["createTask"] == 30  # each submit sent once: none had to be retried
+
+
+def test_reservations_nobody_could_have_made_are_not_believed(tmp_path):
+    """A foreign or corrupted file (far-future, non-finite, non-numeric entries) cannot stall or break a submit."""
+    (tmp_path / "k.json").write_text(json.dumps([1e300, -1e300, "soon", None, True] + [1000.0 + 5 * 86400] * 25))
+    pacer = pacing.HostPacer("k", limit=20, window=10.0, directory=tmp_path, clock=lambda: 1000.0)
+    assert pacer.reserve() == 1000.0
+
+
+def test_a_folder_others_may_write_to_is_not_shared(tmp_path):
+    folder = tmp_path / "open"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    assert not pacing.HostPacer("k", directory=folder).shared
+
+
+def test_a_link_in_place_of_the_file_is_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    folder = tmp_path / "pace"
+    pacer = pacing.HostPacer("k", limit=20, window=10.0, directory=folder, clock=lambda: 1000.0)
+    (folder / "k.json").symlink_to(victim)
+    assert pacer.reserve() == 1000.0  # paced for this process only
+    assert victim.read_text() == "keep me" and not pacer.shared

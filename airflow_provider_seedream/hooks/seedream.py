@@ -8,9 +8,10 @@ needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
@@ -179,7 +180,7 @@ class SeedreamHook(BaseHook):
     def session(self) -> requests.Session:
         from airflow_provider_seedream import transport  # imported here: DAG files that only import the operator skip it
 
-        return transport.bounded_session(self.settings.headers)
+        return transport.bounded_session(self.settings.headers, direct=self.settings.direct)
 
     @cached_property
     def download_session(self) -> requests.Session:
@@ -195,6 +196,26 @@ class SeedreamHook(BaseHook):
         from airflow_provider_seedream import pacing
 
         return pacing.HostPacer(self.settings.budget_key(), limit=self.settings.submits_per_10s)
+
+    @contextlib.contextmanager
+    def _departure(self) -> Iterator[float]:
+        """The pacer's departure, or none at all if the pacer fails: nothing has been sent yet, so its failure must
+        not become an "uncertain" submit."""
+        try:
+            departure = self.pacer.departure()
+            waited = departure.__enter__()
+        except Exception as error:
+            self.log.warning("createTask pacing is unavailable (%s: %s); sending without it", type(error).__name__,
+                             error)
+            yield 0.0
+            return
+        try:
+            yield waited
+        finally:
+            try:
+                departure.__exit__(None, None, None)
+            except Exception:  # the request's outcome matters, not the bookkeeping
+                pass
 
     @property
     def max_download_bytes(self) -> int:
@@ -215,7 +236,8 @@ class SeedreamHook(BaseHook):
         """(connect, read) timeouts: the hook's own, else the connection's extra ``timeout``."""
         return self.connect_timeout, self.timeout if self.timeout is not None else self.settings.timeout
 
-    def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False, **kwargs: Any) -> Any:
+    def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False,
+              total_timeout: float | None = None, **kwargs: Any) -> Any:
         """Send one request and return the answer's ``data``, or raise the typed error it stands for.
 
         The whole answer must arrive within the read timeout and hold at most ``limits.MAX_JSON_BYTES``; every text
@@ -224,10 +246,12 @@ class SeedreamHook(BaseHook):
         from airflow_provider_seedream import transport
 
         connect_timeout, timeout = self._timeouts()
+        if total_timeout is not None:  # an upload sends up to 10 MB: bounded like a download, not like an answer
+            timeout = max(timeout, total_timeout)
         if fresh_connection:
             # A pooled keep-alive connection that the server already closed fails *after* sending, which would
             # make a createTask look "maybe accepted". A new connection per submit rules that case out.
-            with transport.bounded_session(self.settings.headers) as one_shot:
+            with transport.bounded_session(self.settings.headers, direct=self.settings.direct) as one_shot:
                 answer = transport.fetch(one_shot, method, url, what, timeout=timeout,
                                          connect_timeout=connect_timeout, **kwargs)
         else:
@@ -292,7 +316,7 @@ class SeedreamHook(BaseHook):
 
         def once() -> str:
             # Every try leaves at a moment reserved with this host's other workers, within kie's 20 per 10 s.
-            with self.pacer.departure() as waited:
+            with self._departure() as waited:
                 if waited >= 1.0:
                     self.log.info("createTask waited %.1f s for a free slot of kie's %d per 10 s (shared by this "
                                   "host's workers)", waited, self.pacer.limit)
@@ -412,7 +436,7 @@ class SeedreamHook(BaseHook):
             with opener() as source:
                 body = _StreamBody(head, source, size, tail)
                 try:
-                    return self._send("POST", url, "upload", data=body,
+                    return self._send("POST", url, "upload", data=body, total_timeout=self.download_timeout,
                                       headers={"Content-Type": files.multipart_content_type(boundary)})
                 except _SourceChanged as error:
                     raise exc.SeedreamValidationError(f"{file_name}: {error}", code=None) from None
