@@ -16,6 +16,7 @@ cannot be used (no ``fcntl``, an unwritable temp directory) the pace holds for t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -166,15 +167,41 @@ class HostPacer:
 
         self._update(forget)
 
+    def _confirm_in(self, reserved: list[float], slot: float) -> float:
+        """Check a reservation again when its moment has come: earlier submits may have settled later than they left.
+
+        Returns the moment to leave: now, if the window before it still holds fewer than the limit, else a later slot
+        (reserved in place of the old one).
+        """
+        now = self.clock()
+        if slot in reserved:
+            reserved.remove(slot)
+        reserved[:] = sorted(t for t in reserved if t > now - self.window)
+        again = next_slot([t for t in reserved if t <= now], now, self.limit, self.window)
+        reserved.append(again)
+        reserved.sort()
+        return again
+
     @contextmanager
     def departure(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[float]:
         """Wait for a reserved departure and yield how long that took; wrap the whole request in the block, since
-        the reservation moves to the moment the block ends (the answer proves the request had arrived)."""
+        the reservation moves to the moment the block ends (the answer proves the request had arrived).
+
+        When the reserved moment comes, it is checked again against what the earlier submits settled to (a loaded
+        machine's requests can reach the server later than they left), and postponed if the window is still full.
+        """
+        started = self.clock()
         slot = self.reserve()
-        delay = min(max(0.0, slot - self.clock()), MAX_AHEAD_SECONDS)
-        if delay > 0:
-            sleep(delay)
+        while True:
+            delay = min(max(0.0, slot - self.clock()), MAX_AHEAD_SECONDS)
+            if delay > 0:
+                sleep(delay)
+            confirmed = self._update(functools.partial(self._confirm_in, slot=slot))
+            if confirmed <= self.clock() + 0.001:
+                slot = confirmed
+                break
+            slot = confirmed
         try:
-            yield delay
+            yield self.clock() - started
         finally:
             self.settle(slot, self.clock())

@@ -111,6 +111,57 @@ def test_the_operator_fails_without_a_retry_and_pays_once(serve):
     assert "seedream_task_id" not in ctx["ti"].xcoms
 
 
+def test_a_try_killed_while_its_create_task_is_in_flight_is_never_submitted_again(serve):
+    """Airflow's execution_timeout fires (SIGALRM, a BaseException) while createTask waits for its answer; the retry
+    finds the in-flight mark in task_state_store and refuses to pay a second time."""
+    import signal
+
+    from support import DictStateStore
+
+    try:  # where Airflow's execution_timeout exception lives: 3.3 has it in the task SDK, 3.1 in airflow.exceptions
+        from airflow.sdk.exceptions import AirflowTaskTimeout
+    except ImportError:
+        from airflow.exceptions import AirflowTaskTimeout
+
+    def slow(sock, request):
+        time.sleep(3)  # the misbehaviour: kie takes its time; the task is killed before the answer
+        send_json(sock, {"code": 200, "msg": "success", "data": {"taskId": TASK}})
+
+    server = serve(slow)
+    store = DictStateStore()
+    operator = SeedreamEditOperator(task_id="edit", prompt="put it on marble", image_urls=[IMAGE], retries=3)
+
+    def timeout(signum, frame):
+        raise AirflowTaskTimeout("execution_timeout")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(AirflowTaskTimeout):
+            operator.execute(context(store))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert store.data["seedream_task"].get("in_flight_since") and "task_id" not in store.data["seedream_task"]
+    with pytest.raises(exc.SeedreamSubmitUncertainError, match="stopped while its createTask was in flight"):
+        operator.execute(context(store))  # the retry
+    assert server.count("createTask") == 1
+    fresh = SeedreamEditOperator(task_id="edit", prompt="put it on marble", image_urls=[IMAGE], reattach=False)
+    assert fresh.execute(context(store)) == TASK  # the user checked kie's logs and chose to submit anew
+    assert server.count("createTask") == 2
+
+
+def test_a_clean_refusal_leaves_no_in_flight_mark(serve):
+    from support import DictStateStore
+
+    serve(answer({"code": 402, "msg": "Credits insufficient"}))
+    store = DictStateStore()
+    operator = SeedreamEditOperator(task_id="edit", prompt="put it on marble", image_urls=[IMAGE])
+    with pytest.raises(exc.SeedreamInsufficientCreditsError):
+        operator.execute(context(store))
+    assert store.data == {}  # nothing was created: a retry (after a top-up) may submit
+
+
 @pytest.mark.parametrize(
     "respond, error",
     [

@@ -301,8 +301,11 @@ class SeedreamHook(BaseHook):
         prepared = uploads.prepare_edit(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
         return self.submit_edit(prepared.upload(self))
 
-    def submit_edit(self, edit: core.EditInput) -> str:
+    def submit_edit(self, edit: core.EditInput, *, before_send: Callable[[], None] | None = None) -> str:
         """Submit a validated edit and return the task id.
+
+        :param before_send: called right before each createTask leaves (after pacing), e.g. to record durably that
+            a submit is in flight: a process killed while waiting for the answer cannot record anything after it.
 
         A createTask refused with 429 or 455 (not accepted) is resubmitted after ``Retry-After`` with jittered
         backoff, for up to ``submit_timeout`` seconds. One that may have been accepted (timeout after sending, reset,
@@ -320,6 +323,8 @@ class SeedreamHook(BaseHook):
                 if waited >= 1.0:
                     self.log.info("createTask waited %.1f s for a free slot of kie's %d per 10 s (shared by this "
                                   "host's workers)", waited, self.pacer.limit)
+                if before_send is not None:
+                    before_send()
                 data = self._send("POST", url, what, fresh_connection=True, json=edit.body())
             return core.parse_task_id(data)
 

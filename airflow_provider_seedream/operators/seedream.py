@@ -110,9 +110,22 @@ class SeedreamEditOperator(BaseOperator):
         return SeedreamHook(self.seedream_conn_id)
 
     def _reattach_to(self, store: Any, fingerprint: str) -> str | None:
-        """Return the task a previous try submitted for the same inputs, if it is still worth waiting for."""
+        """Return the task a previous try submitted for the same inputs, if it is still worth waiting for.
+
+        Raises ``SeedreamSubmitUncertainError`` when a previous try was stopped (killed, timed out) while its createTask
+        for the same inputs was in flight: kie may have created and billed it, and no task id came back.
+        """
         saved = store.get(STATE_KEY) if store is not None else None
-        if not self.reattach or not isinstance(saved, dict) or not saved.get("task_id"):
+        if not self.reattach or not isinstance(saved, dict):
+            return None
+        if saved.get("in_flight_since") and not saved.get("task_id") and saved.get("fingerprint") == fingerprint:
+            raise exc.SeedreamSubmitUncertainError(
+                f"a previous try was stopped while its createTask was in flight (sent "
+                f"{time.time() - float(saved['in_flight_since']):.0f} s ago, no task id came back): kie.ai may have "
+                "created and billed it. Not submitting again; look for a task created at that time on kie.ai's logs "
+                "page, then re-run with reattach=False to submit anew"
+            )
+        if not saved.get("task_id"):
             return None
         task_id = saved["task_id"]
         if saved.get("fingerprint") != fingerprint:
@@ -153,7 +166,20 @@ class SeedreamEditOperator(BaseOperator):
             if store is None:
                 self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                                  "after the submit, the retry submits and pays for a second edit")
-            task_id = self.hook.submit_edit(prepared.upload(self.hook))
+            edit = prepared.upload(self.hook)
+
+            def in_flight() -> None:  # durable before the request leaves: a kill mid-request cannot erase it
+                if store is not None:
+                    store.set(STATE_KEY, {"fingerprint": fingerprint, "in_flight_since": time.time()})
+
+            try:
+                task_id = self.hook.submit_edit(edit, before_send=in_flight)
+            except exc.SeedreamSubmitUncertainError:
+                raise  # keep the marker: a retry must not submit again
+            except exc.SeedreamError as error:
+                if store is not None and core.is_clean_refusal(error):
+                    store.delete(STATE_KEY)  # refused by kie: nothing was created, a retry may submit
+                raise
             if store is not None:
                 store.set(STATE_KEY, {"task_id": task_id, "fingerprint": fingerprint, "submitted_at": time.time()})
         context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)
