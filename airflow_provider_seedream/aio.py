@@ -282,9 +282,7 @@ async def acquire_before(budget: PollBudget, priority: float, deadline: float | 
         return
     remaining = deadline - time.time()
     try:
-        if remaining <= 0:
-            raise TimeoutError
-        await asyncio.wait_for(budget.acquire(priority), remaining)
+        await asyncio.wait_for(budget.acquire(priority), max(0.0, remaining))
     except (TimeoutError, asyncio.TimeoutError):
         raise exc.SeedreamRateLimitError("the poll budget for this key had no slot before the wait's deadline "
                                          "(kie asked to slow down); the query was not sent", code=None) from None
@@ -305,10 +303,7 @@ async def fetch(client: httpx.AsyncClient, url: str, what: str, *, timeout: floa
 
     async def exchange() -> limits.Answer:
         async with client.stream("GET", url, **kwargs) as response:  # type: ignore[arg-type]
-            declared = limits.announced_size(response.headers.get("Content-Length"))
-            if declared is not None and declared > cap:
-                raise limits.BodyTooLarge(f"the answer announces {declared:,} bytes; at most {cap:,} are read")
-            body = limits.BoundedBody(cap, response.headers.get("Content-Encoding") or "")
+            body = limits.open_body(response.headers, cap)
             async for chunk in response.aiter_raw(limits.READ_CHUNK_BYTES):
                 body.feed(chunk)
             return limits.Answer(response.status_code, body.finish(), response.headers.get("Retry-After"))
@@ -316,8 +311,7 @@ async def fetch(client: httpx.AsyncClient, url: str, what: str, *, timeout: floa
     try:
         return await asyncio.wait_for(exchange(), timeout)
     except (TimeoutError, asyncio.TimeoutError):
-        raise exc.SeedreamTransportError(f"{what}: no whole answer from kie.ai within {timeout:g} s",
-                                         sent=True) from None
+        raise exc.SeedreamTransportError(limits.too_slow(what, timeout), sent=True) from None
     except (limits.BodyTooLarge, limits.BodyUndecodable) as error:
         raise exc.SeedreamResponseError(f"{what}: {error}") from None
     except httpx.TransportError as error:

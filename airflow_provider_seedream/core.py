@@ -17,6 +17,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, TypedDict, TypeGuard
 from urllib.parse import urlsplit
 
@@ -80,6 +81,11 @@ def _invalid(field_name: str, problem: str) -> exc.SeedreamValidationError:
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def has_space_or_control(text: str) -> bool:
+    """Tell whether ``text`` holds whitespace or a control character (never part of a URL we send or store)."""
+    return any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -263,7 +269,7 @@ class ConnectionSettings:
         return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json",
                 "Accept-Encoding": "identity"}
 
-    @property
+    @cached_property
     def redactor(self) -> Redactor:
         """Takes this connection's key out of every text a server sends back."""
         return Redactor.of([self.api_key])
@@ -307,7 +313,7 @@ def parse_base_url(field_name: str, raw: str | None, default: str, port: int | N
     text = (raw or "").strip() or default
     if "://" not in text:
         text = "https://" + text
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+    if has_space_or_control(text):
         raise _invalid(field_name, f"must be a base URL such as {default}, without spaces or control characters; "
                                    f"got {_masked(raw)}")
     if "@" in text.partition("://")[2].partition("/")[0] or "\\" in text:
@@ -593,7 +599,7 @@ def is_result_url(value: Any) -> TypeGuard[str]:
     """Tell whether ``value`` may be stored as a result URL: http(s), a host, no spaces, at most 2048 characters."""
     if not isinstance(value, str) or not value or len(value) > MAX_URL_CHARS:
         return False
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "\\" in value:
+    if has_space_or_control(value) or "\\" in value:
         return False
     try:
         parts = urlsplit(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import core, limits
 
 #: Seedream 4.5 input limit per image ("max 10 MB", createTask page), applied before anything is uploaded.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
@@ -230,11 +230,7 @@ def expected_size(content_length: str | None, content_encoding: str | None) -> i
     """Return the byte count a download must have, when the server stated one that applies to the decoded body."""
     if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
         return None  # Content-Length counts the encoded bytes; the decoded count cannot be compared with it
-    try:
-        value = int(str(content_length).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
+    return limits.announced_size(content_length)
 
 
 def size_problem(expected: int | None, written: int) -> str | None:

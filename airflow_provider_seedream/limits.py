@@ -9,6 +9,7 @@ and refuses past it, so no stack ever holds more than the cap.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: The most bytes a JSON answer of kie may have (decoded). kie's largest answer, a task with 15 result URLs, is
@@ -115,6 +116,19 @@ class BoundedBody:
             except zlib.error as error:
                 raise BodyUndecodable(f"the compressed answer is broken ({error})") from None
         return b"".join(self._parts)
+
+
+def open_body(headers: Mapping[str, str], cap: int) -> BoundedBody:
+    """Start reading an answer with these headers: refuse one that announces more than ``cap`` bytes at once."""
+    declared = announced_size(headers.get("Content-Length"))
+    if declared is not None and declared > cap:
+        raise BodyTooLarge(f"the answer announces {declared:,} bytes; at most {cap:,} are read")
+    return BoundedBody(cap, headers.get("Content-Encoding") or "")
+
+
+def too_slow(what: str, timeout: float) -> str:
+    """Say that no whole answer arrived in time (the same words from both HTTP stacks)."""
+    return f"{what}: no whole answer from kie.ai within {timeout:g} s"
 
 
 def announced_size(content_length: str | None) -> int | None:

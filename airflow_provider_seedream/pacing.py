@@ -126,11 +126,22 @@ class HostPacer:
         """Whether the pace holds for the whole host (``False``: for this process only)."""
         return self.path is not None
 
-    def _reserve_in(self, reserved: list[float]) -> float:
+    def _reserve_in(self, reserved: list[float], replacing: float | None = None) -> float:
+        """Reserve the earliest free moment in ``reserved`` (kept sorted, pruned of what left the window) and return it.
+
+        A first reservation queues behind every other one, future ones included (first come, first served).
+        ``replacing`` checks a reservation again when its moment has come: it gives up its old place and counts only
+        the submits already gone, as they settled (earlier submits may have reached the server later than they left);
+        the moment returned is now if the window still has room, else a later one.
+        """
         now = self.clock()
+        if replacing is not None and replacing in reserved:
+            reserved.remove(replacing)
         reserved[:] = sorted(t for t in reserved if t > now - self.window)
-        slot = next_slot(reserved, now, self.limit, self.window)
+        ahead = reserved if replacing is None else [t for t in reserved if t <= now]
+        slot = next_slot(ahead, now, self.limit, self.window)
         reserved.append(slot)
+        reserved.sort()
         return slot
 
     def _update(self, change: Callable[[list[float]], float]) -> float:
@@ -138,7 +149,7 @@ class HostPacer:
             if self.path is not None:
                 try:
                     return _locked(self.path, change, self.clock())
-                except OSError:
+                except Exception:  # the shared file failed us: pace this process only, never fail a submit
                     self.path = None
             return change(self._process_reserved.setdefault(self.key_digest, []))
 
@@ -167,21 +178,6 @@ class HostPacer:
 
         self._update(forget)
 
-    def _confirm_in(self, reserved: list[float], slot: float) -> float:
-        """Check a reservation again when its moment has come: earlier submits may have settled later than they left.
-
-        Returns the moment to leave: now, if the window before it still holds fewer than the limit, else a later slot
-        (reserved in place of the old one).
-        """
-        now = self.clock()
-        if slot in reserved:
-            reserved.remove(slot)
-        reserved[:] = sorted(t for t in reserved if t > now - self.window)
-        again = next_slot([t for t in reserved if t <= now], now, self.limit, self.window)
-        reserved.append(again)
-        reserved.sort()
-        return again
-
     @contextmanager
     def departure(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[float]:
         """Wait for a reserved departure and yield how long that took; wrap the whole request in the block, since
@@ -196,7 +192,7 @@ class HostPacer:
             delay = min(max(0.0, slot - self.clock()), MAX_AHEAD_SECONDS)
             if delay > 0:
                 sleep(delay)
-            confirmed = self._update(functools.partial(self._confirm_in, slot=slot))
+            confirmed = self._update(functools.partial(self._reserve_in, replacing=slot))
             if confirmed <= self.clock() + 0.001:
                 slot = confirmed
                 break

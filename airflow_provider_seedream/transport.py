@@ -167,10 +167,7 @@ def fetch(session: requests.Session, method: str, url: str, what: str, *, timeou
             response = session.request(method, url, timeout=(min(connect_timeout, timeout), timeout),
                                         allow_redirects=False, stream=True, **kwargs)
             with response:
-                declared = limits.announced_size(response.headers.get("Content-Length"))
-                if declared is not None and declared > cap:
-                    raise limits.BodyTooLarge(f"the answer announces {declared:,} bytes; at most {cap:,} are read")
-                body = limits.BoundedBody(cap, response.headers.get("Content-Encoding") or "")
+                body = limits.open_body(response.headers, cap)
                 for chunk in response.raw.stream(limits.READ_CHUNK_BYTES, decode_content=False):
                     body.feed(chunk)
                 data = body.finish()
@@ -178,9 +175,8 @@ def fetch(session: requests.Session, method: str, url: str, what: str, *, timeou
             raise exc.SeedreamResponseError(f"{what}: {error}") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
             if bound.expired:
-                raise exc.SeedreamTransportError(f"{what}: no whole answer from kie.ai within {timeout:g} s",
-                                                 sent=True) from None
+                raise exc.SeedreamTransportError(limits.too_slow(what, timeout), sent=True) from None
             raise transport_error(error, what) from None
     if bound.expired:  # a cut socket reads as the end of a body that had no length: never take that as whole
-        raise exc.SeedreamTransportError(f"{what}: no whole answer from kie.ai within {timeout:g} s", sent=True)
+        raise exc.SeedreamTransportError(limits.too_slow(what, timeout), sent=True)
     return limits.Answer(response.status_code, data, response.headers.get("Retry-After"))

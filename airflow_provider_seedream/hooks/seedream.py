@@ -8,10 +8,9 @@ needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ import tenacity
 
 from airflow_provider_seedream import aio, core, files
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream.redaction import Redactor
 from airflow_provider_seedream.version_compat import BaseHook
 
 if TYPE_CHECKING:
@@ -197,26 +195,6 @@ class SeedreamHook(BaseHook):
 
         return pacing.HostPacer(self.settings.budget_key(), limit=self.settings.submits_per_10s)
 
-    @contextlib.contextmanager
-    def _departure(self) -> Iterator[float]:
-        """The pacer's departure, or none at all if the pacer fails: nothing has been sent yet, so its failure must
-        not become an "uncertain" submit."""
-        try:
-            departure = self.pacer.departure()
-            waited = departure.__enter__()
-        except Exception as error:
-            self.log.warning("createTask pacing is unavailable (%s: %s); sending without it", type(error).__name__,
-                             error)
-            yield 0.0
-            return
-        try:
-            yield waited
-        finally:
-            try:
-                departure.__exit__(None, None, None)
-            except Exception:  # the request's outcome matters, not the bookkeeping
-                pass
-
     @property
     def max_download_bytes(self) -> int:
         """The largest result image stored, in bytes."""
@@ -319,7 +297,7 @@ class SeedreamHook(BaseHook):
 
         def once() -> str:
             # Every try leaves at a moment reserved with this host's other workers, within kie's 20 per 10 s.
-            with self._departure() as waited:
+            with self.pacer.departure() as waited:
                 if waited >= 1.0:
                     self.log.info("createTask waited %.1f s for a free slot of kie's %d per 10 s (shared by this "
                                   "host's workers)", waited, self.pacer.limit)
@@ -451,14 +429,11 @@ class SeedreamHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with the credit endpoint, which spends nothing."""
         try:
-            password = self.get_connection(self.seedream_conn_id).password or ""
-        except Exception as error:
-            return False, f"{type(error).__name__}: {error}"
-        redactor = Redactor.of([password, password.strip()])
-        try:
             credits = self.get_credits()
         except Exception as error:  # the form shows the message; it must never be a traceback
-            return False, redactor.text(f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            settings = self.__dict__.get("settings")  # read: every server text passed its redactor already
+            return False, settings.redactor.text(message) if settings is not None else message
         return True, (f"Connected to {self.settings.base_url}; credit balance: {credits:g} "
                       f"(input uploads go to {self.settings.upload_base_url})")
 
