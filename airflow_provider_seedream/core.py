@@ -262,6 +262,7 @@ class ConnectionSettings:
     max_download_bytes: int = limits.DEFAULT_MAX_DOWNLOAD_BYTES
     download_timeout: float = limits.DEFAULT_DOWNLOAD_TIMEOUT_SECONDS
     submits_per_10s: int = 20
+    credits_per_image: float | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -392,9 +393,14 @@ def settings_from_connection(
     submits = _extra_number(extra, "submits_per_10s", 20, 10_000, "")
     if submits != int(submits):
         raise _invalid("extra.submits_per_10s", f"must be a whole number, got {submits:g}")
+    # Optional: the price of one image, for the batch's "enough credits?" check before its first submit.
+    price = None
+    if extra.get("credits_per_image") not in (None, ""):
+        price = _extra_number(extra, "credits_per_image", 0.0, 1_000_000, "credits")
     return ConnectionSettings(base_url=base_url, api_key=api_key, upload_base_url=upload, polls_per_second=rate,
                               timeout=timeout, typical_run_seconds=typical_run, max_download_bytes=int(max_download),
-                              download_timeout=download_timeout, submits_per_10s=int(submits))
+                              download_timeout=download_timeout, submits_per_10s=int(submits),
+                              credits_per_image=price)
 
 
 def check_api_key(conn_id: str, password: str | None) -> str:

@@ -142,3 +142,11 @@ class SeedreamStorageError(SeedreamError):
         super().__init__(message)
         self.result_urls = list(result_urls)
         self.stored = list(stored or [])
+
+
+class SeedreamBatchError(SeedreamError):
+    """A batch ended with edits that did not succeed, and its ``fail_on`` says that fails the Airflow task.
+
+    The per-edit outcomes are in XCom ``batch_results``. Retryable: a retry re-attaches to every edit already
+    accepted (no new cost) and waits for, and stores, what has not ended yet.
+    """

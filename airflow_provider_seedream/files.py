@@ -174,14 +174,18 @@ def safe_component(raw: Any) -> str:
     return f"{cleaned}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def stored_image_stem(dag_id: str, run_id: str, task_id: str, map_index: int | None, image_index: int) -> str:
+def stored_image_stem(dag_id: str, run_id: str, task_id: str, map_index: int | None, image_index: int,
+                      edit_index: int | None = None) -> str:
     """Return where a result image goes under ``output_path``, without the extension.
 
-    ``<dag_id>/<run_id>/<task_id>/image-<i>`` or, for a mapped task, ``.../<task_id>/map-<m>_image-<i>``. Each task
-    has its own folder, so ``edit_1`` unmapped and ``edit`` mapped at index 1 can never write the same file, and a
-    re-run of the same task instance writes the same names again (it overwrites its own files, nobody else's).
+    ``<dag_id>/<run_id>/<task_id>/image-<i>`` or, for a mapped task, ``.../<task_id>/map-<m>_image-<i>``; an edit of a
+    batch adds ``edit-<k>_`` before ``image-<i>``. Each task has its own folder, so ``edit_1`` unmapped and ``edit``
+    mapped at index 1 can never write the same file, and a re-run of the same task instance writes the same names
+    again (it overwrites its own files, nobody else's).
     """
     leaf = f"image-{int(image_index)}"
+    if edit_index is not None:
+        leaf = f"edit-{int(edit_index)}_{leaf}"
     if map_index is not None and int(map_index) >= 0:
         leaf = f"map-{int(map_index)}_{leaf}"
     return "/".join((safe_component(dag_id), safe_component(run_id), safe_component(task_id), leaf))

@@ -59,6 +59,12 @@ def get_provider_info() -> dict[str, Any]:
                         "(default 20)",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "credits_per_image": {
+                        "label": "Credits per image",
+                        "description": "Price of one edit; a batch that would cost more than the balance fails "
+                        "before its first submit (unset: no check)",
+                        "schema": {"type": ["number", "null"]},
+                    },
                 },
             }
         ],

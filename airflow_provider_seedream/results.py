@@ -7,9 +7,11 @@ storage before kie's temporary links die (``stored_images`` XCom, optional asset
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, files, links
+from airflow_provider_seedream import batch, core, files, links
+from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,6 +20,10 @@ XCOM_TASK_ID = "seedream_task_id"
 XCOM_RESULT_URLS = "result_urls"
 XCOM_TASK = "seedream_task"
 XCOM_STORED_IMAGES = "stored_images"
+#: The batch operator's per-edit outcomes (also its return value), pushed before ``fail_on`` may fail the task.
+XCOM_BATCH = "batch_results"
+#: The batch operator's kie task ids, in input order (``None`` for an edit not submitted), pushed before the wait.
+XCOM_TASK_IDS = "seedream_task_ids"
 
 
 #: What a wait that ends in the triggerer returns: the result URLs (the sensor) or the kie task id (the operator).
@@ -70,42 +76,95 @@ def deliver(operator: Any, context: Context, task: core.SeedreamTask) -> list[st
     ti.xcom_push(key=XCOM_TASK, value=task.to_dict())
     links.remember(operator, ti, urls)
     if output_path:
-        from airflow_provider_seedream import storage
-
-        stored = storage.store_results(
-            operator.hook,
-            task.task_id,
-            urls,
-            output_path=output_path,
-            dag_id=getattr(ti, "dag_id", None) or getattr(operator, "dag_id", None) or "no-dag",
-            run_id=getattr(ti, "run_id", None) or context.get("run_id") or "no-run",
-            airflow_task_id=getattr(ti, "task_id", None) or operator.task_id,
-            map_index=getattr(ti, "map_index", -1),
-            log=operator.log,
-        )
-        uris = [image.uri for image in stored]
+        uris = store(operator, context, task.task_id, urls)
         ti.xcom_push(key=XCOM_STORED_IMAGES, value=uris)
-        emit_asset_events(operator, context, task.task_id, uris)
+        emit_asset_events(operator, context, {"seedream_task_id": task.task_id, XCOM_STORED_IMAGES: uris},
+                          [(uri, {"seedream_task_id": task.task_id, "image_index": i}) for i, uri in enumerate(uris)])
     return urls
 
 
-def emit_asset_events(operator: Any, context: Context, task_id: str, uris: list[str]) -> None:
+def store(operator: Any, context: Context, task_id: str, urls: list[str], edit_index: int | None = None) -> list[str]:
+    """Copy a succeeded task's result images under the operator's ``output_path``; return the stored URIs.
+
+    Raises ``SeedreamStorageError`` (naming the result URLs) when storing fails.
+    """
+    from airflow_provider_seedream import storage
+
+    ti = context["ti"]
+    stored = storage.store_results(
+        operator.hook,
+        task_id,
+        urls,
+        output_path=operator.output_path,
+        dag_id=getattr(ti, "dag_id", None) or getattr(operator, "dag_id", None) or "no-dag",
+        run_id=getattr(ti, "run_id", None) or context.get("run_id") or "no-run",
+        airflow_task_id=getattr(ti, "task_id", None) or operator.task_id,
+        map_index=getattr(ti, "map_index", -1),
+        log=operator.log,
+        edit_index=edit_index,
+    )
+    return [image.uri for image in stored]
+
+
+def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]) -> list[batch.Outcome]:
+    """Store every succeeded edit of a batch (with ``output_path``), push the batch's XComs, return the outcomes.
+
+    Every item is tried before anything is raised: one image that cannot be stored does not keep the others from
+    being stored. Raises ``SeedreamStorageError`` naming every item that could not be stored (a retry re-attaches to
+    the same kie tasks, at no cost, and stores them again).
+    """
+    ti = context["ti"]
+    final: list[batch.Outcome] = []
+    unstored: list[str] = []
+    for outcome in outcomes:
+        if outcome.succeeded and operator.output_path:
+            try:
+                uris = store(operator, context, str(outcome.task_id), list(outcome.result_urls), outcome.index)
+            except exc.SeedreamStorageError as error:
+                unstored.append(f"edits[{outcome.index}] (task {outcome.task_id}): {error}")
+            else:
+                outcome = dataclasses.replace(outcome, stored_images=tuple(uris))
+        final.append(outcome)
+    records = [outcome.to_dict() for outcome in final]
+    ti.xcom_push(key=XCOM_BATCH, value=records)
+    first = next((o for o in final if o.succeeded), None)
+    links.remember(operator, ti, list(first.result_urls) if first else [])
+    if operator.output_path:
+        stored = [uri for outcome in final for uri in outcome.stored_images]
+        ti.xcom_push(key=XCOM_STORED_IMAGES, value=stored)
+        emit_asset_events(
+            operator, context,
+            {"seedream_task_ids": [o.task_id for o in final if o.stored_images], XCOM_STORED_IMAGES: stored},
+            [(uri, {"seedream_task_id": o.task_id, "edit_index": o.index, "image_index": i})
+             for o in final for i, uri in enumerate(o.stored_images)],
+        )
+    if unstored:
+        urls = [url for o in final if o.succeeded and not o.stored_images for url in o.result_urls]
+        message = (f"{len(unstored)} succeeded edit(s) of the batch could not be stored (the others were): "
+                   + "; ".join(unstored))
+        operator.log.error("%s", message)
+        raise exc.SeedreamStorageError(message, result_urls=urls,
+                                       stored=[uri for o in final for uri in o.stored_images])
+    return final
+
+
+def emit_asset_events(operator: Any, context: Context, summary: dict[str, Any],
+                      stored: list[tuple[str, dict[str, Any]]]) -> None:
     """Describe the stored files in the task's asset events, so downstream DAGs scheduled on them can find them.
 
-    An ``Asset`` in ``outlets`` gets one event whose extra lists the stored files; an ``AssetAlias`` gets one event
-    per stored file, each for an asset named by the file's URI.
+    An ``Asset`` in ``outlets`` gets one event whose extra is ``summary`` (the task id(s) and every stored file); an
+    ``AssetAlias`` gets one event per stored file (``stored``: its URI and that event's extra), each for an asset
+    named by the file's URI.
     """
     outlets = list(getattr(operator, "outlets", None) or [])
     events = context.get("outlet_events") if hasattr(context, "get") else None
-    if not outlets or events is None or not uris:
+    if not outlets or events is None or not stored:
         return
     from airflow.sdk import Asset, AssetAlias
 
-    summary: dict[str, Any] = {"seedream_task_id": task_id, XCOM_STORED_IMAGES: uris}
     for outlet in outlets:
         if isinstance(outlet, AssetAlias):
-            for index, uri in enumerate(uris):
-                events[outlet].add(Asset(files.asset_uri(uri)),
-                                   extra={"seedream_task_id": task_id, "image_index": index})
+            for uri, extra in stored:
+                events[outlet].add(Asset(files.asset_uri(uri)), extra=extra)
         elif isinstance(outlet, Asset):
             events[outlet].extra.update(summary)

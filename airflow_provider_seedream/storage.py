@@ -102,6 +102,7 @@ def store_results(
     airflow_task_id: str,
     map_index: int | None,
     log: Logger,
+    edit_index: int | None = None,
 ) -> list[StoredImage]:
     """Copy every result image of a succeeded kie task to ``output_path`` and return what was stored, in order.
 
@@ -112,7 +113,7 @@ def store_results(
         root = check_output_path(output_path)
         started = time.monotonic()
         for index, url in enumerate(urls):
-            stem = files.stored_image_stem(dag_id, run_id, airflow_task_id, map_index, index)
+            stem = files.stored_image_stem(dag_id, run_id, airflow_task_id, map_index, index, edit_index)
             stored.append(_store_one(hook, root, stem, url, f"{index + 1}/{len(urls)}", log))
     except Exception as error:
         problem = str(error) if isinstance(error, (_DownloadFailed, exc.SeedreamError)) else \

@@ -9,7 +9,7 @@ import asyncio
 import json
 from typing import Any
 
-from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+from airflow.triggers.base import BaseTrigger
 
 
 class RecordingTI:
@@ -61,10 +61,10 @@ def context(store: DictStateStore | None = None) -> dict:
     return ctx
 
 
-def run_trigger_event(trigger: SeedreamTaskTrigger) -> Any:
+def run_trigger_event(trigger: BaseTrigger) -> Any:
     """Serialize the trigger, rebuild it from its JSON kwargs (as the triggerer does), run it to its event."""
     _, kwargs = trigger.serialize()
-    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
+    rebuilt = type(trigger)(**json.loads(json.dumps(kwargs)))
 
     async def first() -> Any:
         async for event in rebuilt.run():
@@ -87,14 +87,14 @@ class TriggererComms:
         self.where.add((msg.dag_id, msg.task_id, msg.run_id, msg.map_index))
 
 
-def run_trigger_in_triggerer(trigger: SeedreamTaskTrigger, monkeypatch: Any, ti: Any) -> tuple[Any, TriggererComms]:
+def run_trigger_in_triggerer(trigger: BaseTrigger, monkeypatch: Any, ti: Any) -> tuple[Any, TriggererComms]:
     """Run the trigger as the triggerer does: rebuilt from its kwargs, told its task instance, with a channel."""
     from airflow.sdk.execution_time import task_runner
 
     comms = TriggererComms()
     monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
     _, kwargs = trigger.serialize()
-    rebuilt = SeedreamTaskTrigger(**json.loads(json.dumps(kwargs)))
+    rebuilt = type(trigger)(**json.loads(json.dumps(kwargs)))
     rebuilt.task_instance = ti
 
     async def first() -> Any:
@@ -105,7 +105,7 @@ def run_trigger_in_triggerer(trigger: SeedreamTaskTrigger, monkeypatch: Any, ti:
     return asyncio.run(first()), comms
 
 
-def run_trigger(trigger: SeedreamTaskTrigger) -> dict:
+def run_trigger(trigger: BaseTrigger) -> dict:
     """Run the trigger to its event and return the payload a resumed task receives."""
     event = run_trigger_event(trigger)
     assert type(event).__name__ == "TriggerEvent", f"the trigger ended the task itself: {event!r}"

@@ -69,7 +69,8 @@ def test_hook_form_methods_agree_with_provider_info():
     assert python["hidden_fields"] == kebab["hidden-fields"]
     assert python["relabeling"] == kebab["relabeling"]
     assert python["placeholders"] == kebab["placeholders"]
-    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout", "typical_run_seconds"}
+    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout", "typical_run_seconds",
+                                        "credits_per_image"}
     from airflow_provider_seedream.version_compat import AIRFLOW_V_3_2_PLUS
 
     if not AIRFLOW_V_3_2_PLUS:  # 3.1 builds the extra fields from the hook's widgets

@@ -8,6 +8,7 @@ needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio`
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -378,6 +379,40 @@ class SeedreamHook(BaseHook):
             if step.event is not None:
                 return core.resolve_event(step.event, task_id)
             sleep(step.delay)
+
+    def wait_for_tasks(
+        self,
+        task_ids: list[str],
+        *,
+        poll_interval: float = 5.0,
+        deadline: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, core.TaskEvent]:
+        """Block until every task in ``task_ids`` ends (or the deadline passes) and return each one's event.
+
+        One waiter per task, polled one at a time in the order their next query falls due, and never faster than
+        the connection's ``polls_per_second``: the blocking form of the batch's one deferral.
+        """
+        now = time.time()
+        policy = core.WaitPolicy(poll_interval=poll_interval, deadline=deadline)
+        waiters = {task_id: core.Waiter(core.check_task_id(task_id), policy, started_at=now) for task_id in task_ids}
+        due = dict.fromkeys(waiters, now)
+        gap = 1.0 / self.settings.polls_per_second
+        last_sent = -math.inf
+        events: dict[str, core.TaskEvent] = {}
+        while due:
+            task_id = min(due, key=due.__getitem__)
+            pause = max(due[task_id] - time.time(), last_sent + gap - time.monotonic())
+            if pause > 0:
+                sleep(pause)
+            last_sent = time.monotonic()
+            step = self._observe(waiters[task_id], self.log)
+            if step.event is not None:
+                events[task_id] = step.event
+                del due[task_id]
+            else:
+                due[task_id] = time.time() + step.delay
+        return events
 
     def get_credits(self) -> float:
         """Return the account's credit balance (a free call)."""

@@ -1,4 +1,4 @@
-"""Operator that submits a Seedream 4.5 edit to kie.ai."""
+"""Operators that submit Seedream 4.5 edits to kie.ai: one edit, or a batch of them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, results, uploads, waiting
+from airflow_provider_seedream import batch, core, results, uploads, waiting
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -207,3 +207,201 @@ class SeedreamEditOperator(BaseOperator):
         task = core.resolve_event(event)
         results.deliver(self, context, task)
         return task.task_id
+
+
+class SeedreamBatchEditOperator(BaseOperator):
+    """Submit a batch of Seedream 4.5 edits from one task at the account's pace, wait for all of them in one deferral,
+    store every result, and return one dict per edit, in input order.
+
+    Every edit is checked before the first submit (a bad one fails the task naming ``edits[i].field``; nothing is
+    spent). The edits are then submitted one after another at the pace this host's workers share for the key
+    (``submits_per_10s``, kie's 20 per 10 s by default), so the batch on its own draws no 429. Each accepted kie task
+    id is recorded in ``task_state_store`` (Airflow 3.3+) the moment it comes back: a retry (say the worker died
+    mid-batch) re-attaches to every edit a previous try submitted, submits only the rest, and never pays twice. An edit
+    whose createTask was in flight when a try died is reported as ``uncertain`` and not sent again.
+
+    The wait for all the kie tasks is one deferral (``SeedreamBatchTrigger``; one resume on a worker for the whole
+    batch), sharing the triggerer's poll budget for the key; with ``deferrable=False`` the worker polls them itself.
+    With ``output_path`` every result image is stored as soon as the batch resumes, named
+    ``<dag_id>/<run_id>/<task_id>/[map-<m>_]edit-<k>_image-<i>.<ext>``.
+
+    Each returned dict holds ``task_id``, ``state`` (kie's ``success`` or ``fail``; ``timeout`` or ``error`` when the
+    wait for it did not end; ``refused``, ``not_submitted`` or ``uncertain`` when it was not accepted), ``result_urls``,
+    ``stored_images``, ``fail_code`` and ``fail_msg``. The same list is pushed to XCom ``batch_results`` before
+    ``fail_on`` is applied, so a failed batch still tells what it produced; the kie task ids are pushed to
+    ``seedream_task_ids`` before the wait.
+
+    :param edits: a list of dicts, one per edit, with the request fields of ``SeedreamEditOperator``: ``prompt``,
+        ``image_urls`` (URLs, local paths or object storage URIs), ``aspect_ratio``, ``quality``, ``callback_url``,
+        ``nsfw_checker``. Templated; an ``XComArg`` works.
+    :param output_path: where to store the result images (a local path or an object storage URI). Templated.
+    :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated. With its extra
+        ``credits_per_image`` set, a batch whose estimated cost exceeds the balance fails before its first submit.
+    :param poll_interval: the base pause between status queries of each task, in seconds.
+    :param timeout: how long to wait for the whole batch at most, in seconds, from the end of the submits.
+    :param fail_on: when the Airflow task fails: ``"any"`` edit did not succeed (default), ``"all"`` of them did not,
+        or ``"never"`` (the outcomes tell).
+    :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("edits", "seedream_conn_id", "output_path")
+    template_fields_renderers = {"edits": "json"}
+    ui_color = "#f6e3ff"
+    operator_extra_links = (SeedreamResultImageLink(),)
+
+    def __init__(
+        self,
+        *,
+        edits: Any,
+        output_path: Any = None,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        poll_interval: float = 5.0,
+        timeout: float = 3600.0,
+        fail_on: str = "any",
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.edits = edits
+        self.output_path = output_path
+        self.seedream_conn_id = seedream_conn_id
+        self.poll_interval = core.check_positive("poll_interval", poll_interval)
+        self.timeout = core.check_positive("timeout", timeout)
+        self.fail_on = batch.check_fail_on(fail_on)
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return SeedreamHook(self.seedream_conn_id)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        # Everything is checked before anything is sent: every edit (files included) and where results will go.
+        prepared = []
+        for index, item in enumerate(batch.check_edits(self.edits)):
+            try:
+                prepared.append(uploads.prepare_edit(**item))
+            except exc.SeedreamValidationError as error:
+                raise batch.item_error(index, error) from None
+        if self.output_path:
+            from airflow_provider_seedream import storage
+
+            storage.check_output_path(self.output_path)
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
+                             "after submitting, the retry submits and pays for every edit again")
+        fingerprints = [item.edit.fingerprint() for item in prepared]
+        saved = [batch.read_saved(store.get(batch.state_key(i)) if store is not None else None, fingerprint)
+                 for i, fingerprint in enumerate(fingerprints)]
+        to_submit = sum(1 for s in saved if not s.accepted and not s.uncertain)
+        self.log.info("Batch of %d edit(s): %d accepted by a previous try (re-attaching, not paying twice), %d "
+                      "uncertain, %d to submit", len(prepared), sum(s.accepted for s in saved),
+                      sum(s.uncertain for s in saved), to_submit)
+        self._check_balance(to_submit)
+        outcomes = self._submit(prepared, fingerprints, saved, store)
+        context["ti"].xcom_push(key=results.XCOM_TASK_IDS, value=[o.task_id for o in outcomes])
+        waiting_ids = [o.task_id for o in outcomes if o.waiting and o.task_id]
+        if not waiting_ids:
+            return self._finish(context, outcomes, {})
+        plan = waiting.WaitPlan.start(waiting_ids[0], self.poll_interval, self.timeout)
+        if self.deferrable:
+            from airflow_provider_seedream.triggers.seedream import SeedreamBatchTrigger
+
+            self.log.info("Deferring the wait for %d Seedream task(s) to the triggerer (deadline in %.0f s)",
+                          len(waiting_ids), self.timeout)
+            self.defer(
+                trigger=SeedreamBatchTrigger(seedream_task_ids=waiting_ids, seedream_conn_id=self.seedream_conn_id,
+                                             poll_interval=self.poll_interval, deadline=plan.deadline,
+                                             started_at=plan.started,
+                                             min_event_delay=waiting.EVENT_HOLDBACK_SECONDS),
+                method_name="execute_complete",
+                kwargs={"outcomes": [o.record() for o in outcomes]},
+                timeout=waiting.defer_timeout(self.timeout),
+            )
+        events = self.hook.wait_for_tasks(waiting_ids, poll_interval=self.poll_interval, deadline=plan.deadline)
+        return self._finish(context, outcomes, dict(events))
+
+    def execute_complete(self, context: Context, event: Any = None,
+                         outcomes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Finish after the trigger fired: read every task's event, store the results, apply ``fail_on``."""
+        if not isinstance(event, dict) or event.get("status") != "done" or not isinstance(event.get("events"), list):
+            raise exc.SeedreamResponseError(f"invalid batch trigger event: {str(event)[:200]}")
+        events = {e.get("task_id"): e for e in event["events"] if isinstance(e, dict)}
+        return self._finish(context, [batch.Outcome.from_record(r) for r in outcomes or []], events)
+
+    def _check_balance(self, to_submit: int) -> None:
+        price = self.hook.settings.credits_per_image
+        if price is None or not to_submit:
+            return
+        balance = self.hook.get_credits()
+        problem = batch.over_budget(to_submit, price, balance)
+        if problem:
+            raise exc.SeedreamInsufficientCreditsError(problem, code=None)
+        self.log.info("Estimated cost %g credits (%d x %g); balance %g", to_submit * price, to_submit, price, balance)
+
+    def _submit(self, prepared: list[uploads.PreparedEdit], fingerprints: list[str], saved: list[batch.Saved],
+                store: Any) -> list[batch.Outcome]:
+        """Submit every edit not accepted before, in order, recording each as it goes; never raise for one edit."""
+        outcomes: list[batch.Outcome] = []
+        stopped: exc.SeedreamError | None = None
+        started = time.monotonic()
+        sent = 0
+        for index, (item, fingerprint, before) in enumerate(zip(prepared, fingerprints, saved, strict=True)):
+            key = batch.state_key(index)
+            if before.task_id is not None:
+                outcomes.append(batch.submitted(index, before.task_id))
+                continue
+            if before.uncertain:
+                outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, (
+                    f"a previous try was stopped while this edit's createTask was in flight (sent "
+                    f"{time.time() - float(before.in_flight_since or 0):.0f} s ago, no task id came back): kie.ai may "
+                    "have created and billed it, so it was not sent again; look for it on kie.ai's logs page")))
+                continue
+            if stopped is not None:
+                outcomes.append(batch.not_sent(index, batch.STATE_NOT_SUBMITTED,
+                                               f"not submitted: the batch stopped at an earlier edit ({stopped})"))
+                continue
+
+            def in_flight(key: str = key, fingerprint: str = fingerprint) -> None:
+                if store is not None:  # durable before the request leaves: a kill mid-request cannot erase it
+                    store.set(key, batch.in_flight_record(fingerprint, time.time()))
+
+            try:
+                task_id = self.hook.submit_edit(item.upload(self.hook), before_send=in_flight)
+            except exc.SeedreamSubmitUncertainError as error:  # the mark stays: a retry must not send it again
+                outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, str(error)))
+                stopped = error
+                continue
+            except exc.SeedreamError as error:
+                if store is not None and core.is_clean_refusal(error):
+                    store.delete(key)
+                outcomes.append(batch.not_sent(index, batch.STATE_REFUSED, str(error), error.code))
+                if not isinstance(error, exc.SeedreamValidationError):  # refused for the account, not this edit
+                    stopped = error
+                self.log.error("edits[%d] was not accepted: %s", index, error)
+                continue
+            if store is not None:
+                store.set(key, batch.accepted_record(task_id, fingerprint, time.time()))
+            outcomes.append(batch.submitted(index, task_id))
+            sent += 1
+        if sent:
+            seconds = time.monotonic() - started
+            self.log.info("Submitted %d edit(s) in %.1f s (%.2f per second)", sent, seconds,
+                          sent / seconds if seconds > 0 else float("inf"))
+        return outcomes
+
+    def _finish(self, context: Context, outcomes: list[batch.Outcome],
+                events: dict[Any, Any]) -> list[dict[str, Any]]:
+        ended = [batch.from_event(o, events.get(o.task_id)) if o.waiting else o for o in outcomes]
+        tally = batch.Tally.of(ended)
+        self.log.info("Batch of %d edit(s) ended: %s", tally.total, tally.describe())
+        for outcome in ended:
+            if not outcome.succeeded:
+                self.log.warning("edits[%d] %s%s: %s", outcome.index, outcome.state,
+                                 f" (task {outcome.task_id})" if outcome.task_id else "",
+                                 outcome.fail_msg or outcome.fail_code or "-")
+        final = results.deliver_batch(self, context, ended)
+        problem = batch.failure(final, self.fail_on)
+        if problem:
+            raise exc.SeedreamBatchError(problem)
+        return [outcome.to_dict() for outcome in final]

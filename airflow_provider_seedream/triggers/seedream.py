@@ -15,6 +15,37 @@ from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 
+async def wait_one(hook: SeedreamHook, settings: core.ConnectionSettings, waiter: core.Waiter,
+                   deadline: float | None, log: Any) -> core.TaskEvent:
+    """Drive ``waiter`` with queries sent through the process's shared client and poll budget until it ends.
+
+    The one wait loop of the triggerer: a single task's trigger runs it once, a batch's trigger once per task.
+    """
+    while True:
+        outcome: core.SeedreamTask | BaseException
+        try:
+            # When the budget is scarce, the tasks most likely finished are asked about first.
+            rank = core.likely_done_at(waiter.started_at, waiter.last_running_at, settings.typical_run_seconds)
+            outcome = await hook.aget_task(waiter.task_id, priority=rank - time.time(), deadline=deadline)
+        except exc.SeedreamError as error:
+            outcome = error
+        step = waiter.observe(outcome, time.time())
+        if step.note:
+            log.info("%s", step.note)
+        if step.event is not None:
+            return step.event
+        await asyncio.sleep(step.delay)
+
+
+async def hold_back(until: float, log: Any, what: str) -> None:
+    """Sleep until ``until`` (seconds since the epoch) before yielding an event that resumes a deferred task."""
+    hold = until - time.time()
+    if hold > 0:
+        log.info("%s; reporting it in %.1f s, once the deferring worker has surely exited (apache/airflow#72716)",
+                 what, hold)
+        await asyncio.sleep(hold)
+
+
 class SeedreamTaskTrigger(BaseTrigger):
     """Poll kie.ai for one task until it succeeds, fails or the deadline passes, then yield exactly one event.
 
@@ -101,23 +132,7 @@ class SeedreamTaskTrigger(BaseTrigger):
             self.log.info("Waiting for Seedream task %s (poll interval %.1f s)", task_id, self.poll_interval)
             # Hold one lease for the whole wait so that the shared client is not reopened between polls.
             async with aio.lease(settings):
-                event = None
-                while event is None:
-                    outcome: core.SeedreamTask | BaseException
-                    try:
-                        # When the budget is scarce, the tasks most likely finished are asked about first.
-                        rank = core.likely_done_at(self.started_at, waiter.last_running_at,
-                                                   settings.typical_run_seconds)
-                        outcome = await hook.aget_task(task_id, priority=rank - time.time(),
-                                                       deadline=self.deadline)
-                    except exc.SeedreamError as error:
-                        outcome = error
-                    step = waiter.observe(outcome, time.time())
-                    if step.note:
-                        self.log.info("%s", step.note)
-                    event = step.event
-                    if event is None:
-                        await asyncio.sleep(step.delay)
+                event = await wait_one(hook, settings, waiter, self.deadline, self.log)
         except Exception as error:  # CancelledError is a BaseException and passes through untouched
             self.log.exception("Trigger for Seedream task %s failed", task_id)
             event = core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
@@ -132,11 +147,8 @@ class SeedreamTaskTrigger(BaseTrigger):
                 if await self._push_xcoms(results.end_xcoms(task, self.returns)):
                     yield self._end(task)
                     return
-        hold = self.started_at + self.min_event_delay - time.time()
-        if hold > 0:
-            self.log.info("Seedream task %s: %s; reporting it in %.1f s, once the deferring worker has surely "
-                          "exited (apache/airflow#72716)", task_id, event["status"], hold)
-            await asyncio.sleep(hold)
+        await hold_back(self.started_at + self.min_event_delay, self.log, f"Seedream task {task_id}: "
+                                                                         f"{event['status']}")
         yield TriggerEvent(dict(event))
 
     async def _push_xcoms(self, xcoms: dict[str, Any]) -> bool:
@@ -178,3 +190,92 @@ class SeedreamTaskTrigger(BaseTrigger):
                       "no outlets). The result URLs are in XCom 'result_urls' (temporary: about 24 h, sometimes much "
                       "less)")
         return TaskSuccessEvent()
+
+
+class SeedreamBatchTrigger(BaseTrigger):
+    """Wait for many Seedream tasks in one deferral and yield one event with every task's outcome, in order.
+
+    Each task is waited for as ``SeedreamTaskTrigger`` waits for one (same waiter, same shared client and poll
+    budget for the key, so a batch of 500 asks kie no faster than the budget allows). The event is
+    ``{"status": "done", "events": [<one wait event per task id, in the order given>]}``; the batch operator checks
+    each like any wait event. ``serialize()`` holds plain data only (ids, connection id, poll settings), never the key.
+
+    :param seedream_task_ids: the kie task ids, in the batch's order.
+    :param deadline: absolute end of the wait for all of them, seconds since the epoch.
+    :param started_at: when the wait began, seconds since the epoch.
+    :param min_event_delay: the earliest moment, in seconds after ``started_at``, the event may be yielded (see
+        ``SeedreamTaskTrigger``).
+    """
+
+    def __init__(
+        self,
+        seedream_task_ids: list[str],
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
+        min_event_delay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.seedream_task_ids = [core.check_task_id(task_id) for task_id in seedream_task_ids]
+        self.seedream_conn_id = seedream_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.started_at = float(started_at) if started_at is not None else time.time()
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.not_found_grace = float(not_found_grace)
+        self.min_event_delay = float(min_event_delay)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "seedream_task_ids": list(self.seedream_task_ids),
+                "seedream_conn_id": self.seedream_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "started_at": self.started_at,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "not_found_grace": self.not_found_grace,
+                "min_event_delay": self.min_event_delay,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ids = self.seedream_task_ids
+        policy = core.WaitPolicy(
+            poll_interval=self.poll_interval,
+            deadline=self.deadline if self.deadline is not None else math.inf,
+            not_found_grace=self.not_found_grace,
+            max_consecutive_errors=self.max_consecutive_errors,
+        )
+        events: list[core.TaskEvent] = []
+        try:
+            hook = SeedreamHook(self.seedream_conn_id)
+            settings = await hook.aget_settings()
+            self.log.info("Waiting for %d Seedream task(s) (poll interval %.1f s)", len(ids), self.poll_interval)
+            finished = 0
+
+            async def one(task_id: str) -> core.TaskEvent:
+                nonlocal finished
+                try:
+                    event = await wait_one(hook, settings, core.Waiter(task_id, policy, started_at=self.started_at),
+                                           self.deadline, self.log)
+                except Exception as error:  # one task's trouble is that task's outcome, not the batch's
+                    event = core.make_event(core.EVENT_ERROR, task_id, f"waiting for Seedream task {task_id} "
+                                            f"failed: {type(error).__name__}: {error}", error=error)
+                finished += 1
+                self.log.info("Seedream task %s: %s (%d of %d finished)", task_id, event["status"], finished,
+                              len(ids))
+                return event
+
+            async with aio.lease(settings):
+                events = list(await asyncio.gather(*(one(task_id) for task_id in ids)))
+        except Exception as error:  # the connection could not be read: every task's wait failed the same way
+            self.log.exception("Trigger for %d Seedream task(s) failed", len(ids))
+            events = [core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
+                                      f"{type(error).__name__}: {error}", error=error) for task_id in ids]
+        await hold_back(self.started_at + self.min_event_delay, self.log, f"{len(ids)} Seedream task(s) ended")
+        yield TriggerEvent({"status": "done", "events": [dict(event) for event in events]})

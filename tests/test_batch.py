@@ -1,0 +1,218 @@
+"""The batch operator against the emulator: checks before spend, one deferral, outcomes in order, resume, fail_on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from airflow_provider_seedream import batch, waiting
+from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.operators.seedream import SeedreamBatchEditOperator
+from airflow_provider_seedream.triggers.seedream import SeedreamBatchTrigger
+from airflow_provider_seedream.version_compat import TaskDeferred
+from conftest import API_KEY
+from support import DictStateStore, RunningTI, run_trigger, use_connection
+
+
+@pytest.fixture(autouse=True)
+def no_holdback(monkeypatch):
+    """The trigger's hold-back (apache/airflow#72716) guards real triggerers; here it would only add 6 s a test."""
+    monkeypatch.setattr(waiting, "EVENT_HOLDBACK_SECONDS", 0.0)
+
+
+def batch_op(emulator, edits, **kwargs) -> SeedreamBatchEditOperator:
+    kwargs.setdefault("poll_interval", 0.1)
+    kwargs.setdefault("timeout", 60)
+    return SeedreamBatchEditOperator(task_id="batch", edits=edits, **kwargs)
+
+
+def edits_for(emulator, *prompts: str) -> list[dict]:
+    url = emulator.sample_url()
+    return [{"prompt": prompt, "image_urls": [url]} for prompt in prompts]
+
+
+def ctx(store: DictStateStore | None = None) -> dict:
+    context: dict = {"ti": RunningTI(task_id="batch"), "run_id": "manual__1"}
+    if store is not None:
+        context["task_state_store"] = store
+    return context
+
+
+def run_deferred(op: SeedreamBatchEditOperator, context: dict) -> list[dict]:
+    """Run the batch as Airflow does: execute until it defers, run the trigger, resume with its event."""
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SeedreamBatchTrigger)
+    assert API_KEY not in json.dumps(trigger.serialize()[1])
+    assert trigger.min_event_delay == waiting.EVENT_HOLDBACK_SECONDS  # patched to 0 here; 6 s for real
+    kwargs = json.loads(json.dumps(deferred.value.kwargs))  # what the metadata DB keeps for the resume
+    return op.execute_complete(context, run_trigger(trigger), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- checks before spend
+@pytest.mark.parametrize(
+    ("edits", "field"),
+    [
+        ("not a list", "edits"),
+        ({"prompt": "p"}, "edits"),
+        ("None", "edits"),
+        ([{"prompt": "p", "image_urls": ["https://example.com/a.png"]}, "text"], "edits[1]"),
+        ([{"prompt": "p", "image_urls": ["https://example.com/a.png"], "colour": "red"}], "edits[0].colour"),
+        ([{"image_urls": ["https://example.com/a.png"]}], "edits[0].prompt"),
+        ([{"prompt": "p", "image_urls": ["https://example.com/a.png"]},
+          {"prompt": "p", "image_urls": ["https://example.com/a.png"]},
+          {"prompt": "p", "image_urls": ["https://example.com/a.png"], "aspect_ratio": "5:4"}], "edits[2].aspect_ratio"),
+        ([{"prompt": "p", "image_urls": ["ftp://example.com/a.png"]}], "edits[0].image_urls[0]"),
+        ([{"prompt": "p", "image_urls": ["/no/such/file.png"]}], "edits[0].image_urls[0]"),
+    ],
+)
+def test_a_bad_edit_fails_naming_its_index_before_anything_is_sent(emulator, edits, field):
+    with pytest.raises(exc.SeedreamValidationError) as error:
+        batch_op(emulator, edits).execute(ctx(DictStateStore()))
+    assert error.value.field == field and str(error.value).startswith(field)
+    assert emulator.count("createTask") == 0 and emulator.count("upload") == 0
+
+
+def test_fail_on_is_checked_when_the_dag_is_parsed():
+    with pytest.raises(exc.SeedreamValidationError, match="fail_on: must be one of any, all, never"):
+        SeedreamBatchEditOperator(task_id="b", edits=[], fail_on="some")
+
+
+def test_a_batch_dearer_than_the_balance_fails_before_its_first_submit(emulator, monkeypatch):
+    requests.post(f"{emulator.url}/_emulator/credits", json={"balance": 10.0}, timeout=5).raise_for_status()
+    use_connection(monkeypatch, API_KEY, emulator.url, upload_base_url=emulator.url, submits_per_10s=10_000,
+                   credits_per_image=6.5)
+    with pytest.raises(exc.SeedreamInsufficientCreditsError, match=r"about 13 credits \(2 edit\(s\) x 6.5"):
+        batch_op(emulator, edits_for(emulator, "a", "b")).execute(ctx(DictStateStore()))
+    assert emulator.count("createTask") == 0
+    one = run_deferred(batch_op(emulator, edits_for(emulator, "a")), ctx(DictStateStore()))  # 6.5 <= 10: goes
+    assert [o["state"] for o in one] == ["success"]
+
+
+# ---------------------------------------------------------------------------------------------- the batch
+def test_a_batch_defers_once_and_returns_one_outcome_per_edit_in_order(emulator, tmp_path):
+    edits = edits_for(emulator, "[emulator: seconds=1.5]", "[emulator: seconds=0.2]", "[emulator: seconds=0.8]")
+    context = ctx(DictStateStore())
+    outcomes = run_deferred(batch_op(emulator, edits, output_path=str(tmp_path)), context)
+    assert [o["state"] for o in outcomes] == ["success"] * 3
+    assert set(outcomes[0]) == {"task_id", "state", "result_urls", "stored_images", "fail_code", "fail_msg"}
+    ids = context["ti"].xcoms["seedream_task_ids"]
+    assert [o["task_id"] for o in outcomes] == ids and len(set(ids)) == 3
+    assert emulator.count("createTask") == 3
+    for index, outcome in enumerate(outcomes):
+        assert outcome["result_urls"]
+        (stored,) = outcome["stored_images"]
+        assert stored.endswith(f"test/manual__1/batch/edit-{index}_image-0.png")
+        assert (tmp_path / "test" / "manual__1" / "batch" / f"edit-{index}_image-0.png").stat().st_size > 0
+    assert context["ti"].xcoms["batch_results"] == outcomes
+    assert context["ti"].xcoms["stored_images"] == [o["stored_images"][0] for o in outcomes]
+
+
+def test_a_blocking_batch_waits_in_the_worker(emulator):
+    edits = edits_for(emulator, "[emulator: seconds=0.5]", "[emulator: seconds=0.3]")
+    outcomes = batch_op(emulator, edits, deferrable=False).execute(ctx())
+    assert [o["state"] for o in outcomes] == ["success", "success"]
+    assert emulator.count("createTask") == 2
+
+
+@pytest.mark.parametrize(("fail_on", "fails"), [("any", True), ("all", False), ("never", False)])
+def test_a_remote_failure_is_reported_and_fails_the_task_only_as_fail_on_says(emulator, fail_on, fails, tmp_path):
+    edits = edits_for(emulator, "ok [emulator: seconds=0.2]",
+                      "[emulator: outcome=fail, fail_code=422, fail_msg=Prompt rejected, seconds=0.2]")
+    context = ctx(DictStateStore())
+    op = batch_op(emulator, edits, fail_on=fail_on, output_path=str(tmp_path))
+    if fails:
+        with pytest.raises(exc.SeedreamBatchError, match=r"1 of 2 edit\(s\) did not succeed.*edits\[1\] fail"):
+            run_deferred(op, context)
+        outcomes = context["ti"].xcoms["batch_results"]  # pushed before the task failed
+    else:
+        outcomes = run_deferred(op, context)
+    assert [o["state"] for o in outcomes] == ["success", "fail"]
+    assert outcomes[1]["fail_code"] == "422" and outcomes[1]["fail_msg"] == "Prompt rejected"
+    assert outcomes[0]["stored_images"] and not outcomes[1]["stored_images"]  # the success is stored regardless
+
+
+def test_fail_on_all_fails_when_no_edit_succeeded(emulator):
+    edits = edits_for(emulator, "[emulator: outcome=fail, seconds=0.1]")
+    with pytest.raises(exc.SeedreamBatchError, match="every edit failed"):
+        run_deferred(batch_op(emulator, edits, fail_on="all"), ctx())
+
+
+def test_an_edit_kie_refuses_is_reported_and_the_others_go_on(emulator):
+    emulator.faults("createTask", {"kind": "delay", "seconds": 0}, {"kind": "body", "code": 422})
+    outcomes = run_deferred(batch_op(emulator, edits_for(emulator, "a", "b", "c"), fail_on="never"), ctx())
+    assert [o["state"] for o in outcomes] == ["success", "refused", "success"]
+    assert outcomes[1]["task_id"] is None and outcomes[1]["fail_code"] == "422"
+
+
+def test_a_refusal_for_the_whole_account_stops_the_batch_but_keeps_what_was_paid_for(emulator):
+    emulator.faults("createTask", {"kind": "delay", "seconds": 0}, {"kind": "body", "code": 402})
+    outcomes = run_deferred(batch_op(emulator, edits_for(emulator, "a", "b", "c"), fail_on="never"), ctx())
+    assert [o["state"] for o in outcomes] == ["success", "refused", "not_submitted"]
+    assert emulator.count("createTask") == 2
+    assert "402" in outcomes[2]["fail_msg"]
+
+
+# ---------------------------------------------------------------------------------------------- retries
+def test_a_retry_re_attaches_to_every_accepted_edit_and_never_sends_an_uncertain_one_again(emulator):
+    """The first try's third createTask is accepted (and charged) but the answer is lost: it stays 'uncertain',
+    the fourth is not sent. The retry submits only the fourth."""
+    store = DictStateStore()
+    emulator.faults("createTask", {"kind": "delay", "seconds": 0}, {"kind": "delay", "seconds": 0},
+                    {"kind": "accept_then_reset"})
+    edits = edits_for(emulator, "a", "b", "c", "d")
+    first = batch_op(emulator, edits, fail_on="never", deferrable=False).execute(ctx(store))
+    assert [o["state"] for o in first] == ["success", "success", "uncertain", "not_submitted"]
+    assert emulator.count("createTask") == 3
+    assert store.data[batch.state_key(2)].get("in_flight_since") and "task_id" not in store.data[batch.state_key(2)]
+
+    second = run_deferred(batch_op(emulator, edits, fail_on="never"), ctx(store))
+    assert emulator.count("createTask") == 4  # only the fourth edit was sent
+    assert [o["state"] for o in second] == ["success", "success", "uncertain", "success"]
+    assert [o["task_id"] for o in second[:2]] == [o["task_id"] for o in first[:2]]
+    assert "may have created and billed it" in second[2]["fail_msg"]
+
+
+def test_a_retry_with_changed_edits_submits_the_changed_ones_only(emulator):
+    store = DictStateStore()
+    edits = edits_for(emulator, "a", "b")
+    first = run_deferred(batch_op(emulator, edits), ctx(store))
+    edits[1]["prompt"] = "b, but bluer"
+    second = run_deferred(batch_op(emulator, edits), ctx(store))
+    assert second[0]["task_id"] == first[0]["task_id"] and second[1]["task_id"] != first[1]["task_id"]
+    assert emulator.count("createTask") == 3
+
+
+def test_an_invalid_trigger_event_fails_loudly(emulator):
+    op = batch_op(emulator, edits_for(emulator, "a"))
+    with pytest.raises(exc.SeedreamResponseError, match="invalid batch trigger event"):
+        op.execute_complete(ctx(), {"status": "success"}, outcomes=[])
+
+
+def test_a_missing_event_for_one_task_is_an_error_for_that_edit_only(emulator):
+    context = ctx()
+    op = batch_op(emulator, edits_for(emulator, "a", "b"), fail_on="never")
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    event = run_trigger(deferred.value.trigger)
+    event["events"] = event["events"][:1]
+    outcomes = op.execute_complete(context, event, **deferred.value.kwargs)
+    assert [o["state"] for o in outcomes] == ["success", "error"]
+
+
+def test_the_batch_trigger_reports_every_task_in_the_order_given(emulator):
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+    hook = SeedreamHook()
+    edits = edits_for(emulator, "[emulator: seconds=0.6]", "[emulator: outcome=fail, seconds=0.2]")
+    from airflow_provider_seedream import uploads
+
+    first, second = (hook.submit_edit(uploads.prepare_edit(**e).edit) for e in edits)
+    trigger = SeedreamBatchTrigger([first, "unknown-task", second], poll_interval=0.1, not_found_grace=0.5)
+    event = run_trigger(trigger)
+    assert event["status"] == "done"
+    assert [(e["task_id"], e["status"]) for e in event["events"]] == [
+        (first, "success"), ("unknown-task", "error"), (second, "failed")]
