@@ -31,7 +31,7 @@ from seedream_stack import (
 )
 
 E2E_DAGS = ("example_seedream_edit", "e2e_seedream_reattach", "e2e_seedream_wait", "e2e_seedream_deadline",
-            "e2e_seedream_malformed", "e2e_seedream_fanout")
+            "e2e_seedream_malformed", "e2e_seedream_fanout", "e2e_seedream_batch")
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,7 @@ def stack(e2e_root, kie, api_key):
                                                    timeout=E2E_READ_TIMEOUT),
         "AIRFLOW_CONN_SEEDREAM_SCALE": conn_json(kie.url, api_key, timeout=E2E_READ_TIMEOUT,
                                                  polls_per_second=E2E_SCALE_BUDGET),
+        "AIRFLOW_CONN_SEEDREAM_SLOW": conn_json(kie.url, api_key, timeout=E2E_READ_TIMEOUT, submits_per_10s=2),
         "SEEDREAM_EXAMPLE_IMAGE_URL": kie.sample_url(),
         "SEEDREAM_EXAMPLE_OUTPUT_DIR": str(e2e_root / "output"),
         "SEEDREAM_EXAMPLE_POLL_INTERVAL": "0.5",

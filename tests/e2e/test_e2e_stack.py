@@ -448,6 +448,64 @@ def test_a_mapped_fan_out_keeps_the_poll_budget_in_the_real_triggerer(stack, kie
                     refused_before_window_cleared=refused_before)
 
 
+# ---------------------------------------------------------------------------------------------- batch
+BATCH = "e2e_seedream_batch"
+BATCH_COUNT = 6
+
+
+def test_a_batch_whose_worker_is_killed_mid_submit_finishes_on_retry_without_a_duplicate(stack, kie, scenario,
+                                                                                       e2e_root):
+    """A batch of 6 edits submits at 2 per 10 s (its connection's pace); the whole worker (supervisor and task
+    process) is killed by SIGKILL after the third createTask, in the pause before the fourth. The retry re-attaches to
+    the three accepted edits (task_state_store), submits the other three, waits for all six in one deferral and
+    stores every image: six createTask in all, one kie task per edit."""
+    from airflow_provider_seedream.version_compat import AIRFLOW_V_3_3_PLUS
+
+    run_id = stack.trigger(BATCH, {"prompt": scenario.prompt("seconds=3"), "count": BATCH_COUNT})
+
+    def three_submitted() -> dict[str, Any] | None:
+        ti = stack.task_instance(BATCH, run_id, "batch")
+        return ti if ti["state"] == "running" and len(scenario.task_ids()) >= 3 else None
+
+    ti = wait_for(three_submitted, 90, "the batch to submit three edits", interval=0.1,
+                  on_timeout=stack.diagnostics)
+    time.sleep(1.0)  # the third id is recorded by now; the fourth leaves about 5 s after the third
+
+    def found() -> tuple[psutil.Process, psutil.Process] | None:
+        runner, supervisor = task_processes(ti["id"])
+        return (runner, supervisor) if runner and supervisor else None
+
+    victims = list(wait_for(found, 10, "the batch's processes"))
+    submitted_before_kill = len(scenario.task_ids())
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=10)
+    killed_at = time.monotonic()
+
+    result = stack.wait_for_run(BATCH, run_id, 180)
+    assert result.state == "success", result
+    assert result.tries["batch"] == 2, result
+    outcomes = stack.get(f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances/batch/xcomEntries/return_value")["value"]
+    if isinstance(outcomes, str):
+        outcomes = json.loads(outcomes)
+    assert [o["state"] for o in outcomes] == ["success"] * BATCH_COUNT
+    created = scenario.task_ids()
+    prompts = [kie.stats()["tasks"][tid]["input"]["prompt"] for tid in created]
+    if AIRFLOW_V_3_3_PLUS:
+        assert scenario.delta("createTask") == BATCH_COUNT == len(created), prompts
+        assert len(set(prompts)) == BATCH_COUNT  # one kie task per edit: nothing paid twice
+        assert [o["task_id"] for o in outcomes] == created  # input order is submit order
+        worker_logs = [p for p in stack.task_log_files(BATCH, run_id, "batch") if ".trigger." not in p.name]
+        retry_log = " ".join(log_events(worker_logs[-1].read_text()))
+        assert f"{submitted_before_kill} accepted by a previous try" in retry_log, retry_log[-2000:]
+    for index, outcome in enumerate(outcomes):
+        (stored,) = outcome["stored_images"]
+        assert stored.endswith(f"/batch/edit-{index}_image-0.png"), stored
+        assert Path(stored.removeprefix("file://")).stat().st_size > 0
+    scenario.finish(edits=BATCH_COUNT, submitted_before_kill=submitted_before_kill, tries=result.tries["batch"],
+                    run_finished_after_kill_s=round(time.monotonic() - killed_at, 1))
+
+
 # ---------------------------------------------------------------------------------------------- secret canary
 def _count(haystack: bytes, needle: bytes) -> int:
     return haystack.count(needle)

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
+from airflow_provider_seedream.operators.seedream import SeedreamBatchEditOperator, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 
 IMAGE_URL = os.environ.get("SEEDREAM_EXAMPLE_IMAGE_URL", "https://example.com/photo.png")
@@ -84,3 +84,24 @@ with DAG("e2e_seedream_fanout", **{**COMMON, "params": {**COMMON["params"], "cou
     SeedreamTaskSensor.partial(
         task_id="wait", seedream_conn_id="seedream_scale", poke_interval=POLL, timeout=120
     ).expand(seedream_task_id=edits.output)
+
+# A batch of ``count`` edits from one task, on a connection paced at 2 createTask per 10 s (``seedream_slow``: the
+# same key), so that a test can kill the worker mid-submit; the retry must finish the batch without a duplicate.
+with DAG("e2e_seedream_batch", **{**COMMON, "params": {**COMMON["params"], "count": Param(6, type="integer")}}):
+
+    @task
+    def batch_edits(params: dict | None = None) -> list[dict]:
+        assert params is not None
+        return [{"prompt": f"{params['prompt']} #{index}", "image_urls": [IMAGE_URL]}
+                for index in range(params["count"])]
+
+    SeedreamBatchEditOperator(
+        task_id="batch",
+        edits=batch_edits(),
+        seedream_conn_id="seedream_slow",
+        output_path=os.path.join(os.environ.get("SEEDREAM_EXAMPLE_OUTPUT_DIR", "/tmp/seedream-e2e"), "batch"),
+        poll_interval=POLL,
+        timeout=120,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
