@@ -8,6 +8,7 @@ storage before kie's temporary links die (``stored_images`` XCom, optional asset
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedream import batch, core, files, links
@@ -24,6 +25,8 @@ XCOM_STORED_IMAGES = "stored_images"
 XCOM_BATCH = "batch_results"
 #: The batch operator's kie task ids, in input order (``None`` for an edit not submitted), pushed before the wait.
 XCOM_TASK_IDS = "seedream_task_ids"
+#: How many result images a batch stores at once.
+STORE_THREADS = 8
 
 
 #: What a wait that ends in the triggerer returns: the result URLs (the sensor) or the kie task id (the operator).
@@ -116,25 +119,30 @@ def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]
     ti = context["ti"]
     final: list[batch.Outcome] = []
     unstored: list[str] = []
-    for outcome in outcomes:
-        if outcome.succeeded and operator.output_path:
-            try:
-                uris = store(operator, context, str(outcome.task_id), list(outcome.result_urls), outcome.index)
-            except exc.SeedreamStorageError as error:
-                unstored.append(f"edits[{outcome.index}] (task {outcome.task_id}): {error}")
-            else:
-                outcome = dataclasses.replace(outcome, stored_images=tuple(uris))
-        final.append(outcome)
+    to_store = [o for o in outcomes if o.succeeded] if operator.output_path else []
+    # Several images at once: each download mostly waits on the network, and a night's batch stores hundreds.
+    with ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="seedream-store") as pool:
+        stored = {o.index: pool.submit(store, operator, context, str(o.task_id), list(o.result_urls), o.index)
+                  for o in to_store}
+        for outcome in outcomes:
+            if outcome.index in stored:
+                try:
+                    uris = stored[outcome.index].result()
+                except exc.SeedreamStorageError as error:
+                    unstored.append(f"edits[{outcome.index}] (task {outcome.task_id}): {error}")
+                else:
+                    outcome = dataclasses.replace(outcome, stored_images=tuple(uris))
+            final.append(outcome)
     records = [outcome.to_dict() for outcome in final]
     ti.xcom_push(key=XCOM_BATCH, value=records)
     first = next((o for o in final if o.succeeded), None)
     links.remember(operator, ti, list(first.result_urls) if first else [])
     if operator.output_path:
-        stored = [uri for outcome in final for uri in outcome.stored_images]
-        ti.xcom_push(key=XCOM_STORED_IMAGES, value=stored)
+        every = [uri for outcome in final for uri in outcome.stored_images]
+        ti.xcom_push(key=XCOM_STORED_IMAGES, value=every)
         emit_asset_events(
             operator, context,
-            {"seedream_task_ids": [o.task_id for o in final if o.stored_images], XCOM_STORED_IMAGES: stored},
+            {"seedream_task_ids": [o.task_id for o in final if o.stored_images], XCOM_STORED_IMAGES: every},
             [(uri, {"seedream_task_id": o.task_id, "edit_index": o.index, "image_index": i})
              for o in final for i, uri in enumerate(o.stored_images)],
         )

@@ -216,3 +216,21 @@ def test_the_batch_trigger_reports_every_task_in_the_order_given(emulator):
     assert event["status"] == "done"
     assert [(e["task_id"], e["status"]) for e in event["events"]] == [
         (first, "success"), ("unknown-task", "error"), (second, "failed")]
+
+
+def test_an_image_that_cannot_be_stored_fails_the_batch_after_the_others_are_stored(emulator, tmp_path, monkeypatch):
+    from airflow_provider_seedream import results
+
+    monkeypatch.setattr(results, "STORE_THREADS", 1)  # in order, so that the faults hit the first edit's image
+    context = ctx(DictStateStore())
+    op = batch_op(emulator, edits_for(emulator, "a", "b", "c"), output_path=str(tmp_path))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    event = run_trigger(deferred.value.trigger)
+    emulator.faults("results", *[{"kind": "http", "status": 500}] * 3)  # every attempt at one image
+    with pytest.raises(exc.SeedreamStorageError, match=r"1 succeeded edit\(s\) of the batch could not be stored.*"
+                                                       r"edits\[0\]") as error:
+        op.execute_complete(context, event, **deferred.value.kwargs)
+    outcomes = context["ti"].xcoms["batch_results"]
+    assert [bool(o["stored_images"]) for o in outcomes] == [False, True, True]
+    assert error.value.result_urls == outcomes[0]["result_urls"]

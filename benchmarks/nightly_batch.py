@@ -1,0 +1,269 @@
+"""A night's batch on a real Airflow stack: N edits submitted, waited for and stored, against kie's limits.
+
+Run by hand (see ``benchmarks/README.md``)::
+
+    .venv/bin/python benchmarks/nightly_batch.py --tasks 200 --layout batch
+    .venv/bin/python benchmarks/nightly_batch.py --tasks 200 --layout mapped --runs 5
+    .venv/bin/python benchmarks/nightly_batch.py --tasks 200 --layout pair
+
+Starts the emulator (its own process, kie's limits on: 20 createTask per 10 s, 10 recordInfo per s per key, refusals
+answered 429 with Retry-After) and a real Airflow stack on a fresh home (API server, scheduler, DAG processor,
+triggerer; LocalExecutor, SQLite), the harness of the end-to-end tests, then triggers ``--runs`` DAG runs one after
+the other, each editing N photos and storing every result under one output folder. Layouts:
+
+- ``batch``: one ``SeedreamBatchEditOperator`` with N edits (one worker submits, one deferral waits, one resume
+  stores).
+- ``mapped``: one mapped deferrable ``SeedreamEditOperator(wait_for_completion=True, output_path=...)`` per photo.
+- ``pair``: a mapped ``SeedreamEditOperator`` (submit only), then a mapped deferrable ``SeedreamTaskSensor`` with
+  ``output_path``.
+
+Run times are drawn by the emulator around ``--run-seconds`` (lognormal, sigma 0.25, clipped to 0.5x..2x). For each
+run it prints: wall time (DAG run start to end, from the metadata DB), the floor, their ratio, the same from the
+first createTask the emulator received, createTask calls and 429s, recordInfo 429s, task instances failed at the end
+and retried on the way, worker runs (task log "starting" lines: a deferred task that resumes runs twice), images
+stored. The floor is the earliest this run's own tasks could all have finished at the account's rate: the k-th
+createTask (k from 0, in the order kie accepted them) cannot be accepted before 10 * floor(k / 20) s after the
+first, and each task takes the run time the emulator drew for it, so floor = max over k of that moment plus its run
+time. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from _common import closing_json, command_line, fmt  # noqa: E402
+from seedream_stack import AirflowStack, EmulatorProcess, wait_for  # noqa: E402
+from support import conn_json  # noqa: E402
+
+API_KEY = "benchmark-key"
+KIE_CREATE_LIMIT = 20
+KIE_CREATE_WINDOW = 10.0
+LAYOUTS = {"batch": "nightly_batch", "mapped": "nightly_mapped", "pair": "nightly_pair"}
+
+DAG_FILE = '''
+"""The three layouts of a night's batch, for benchmarks/nightly_batch.py."""
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_seedream.operators.seedream import SeedreamBatchEditOperator, SeedreamEditOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+
+IMAGE_URL = os.environ["SEEDREAM_EXAMPLE_IMAGE_URL"]
+OUTPUT = os.environ["SEEDREAM_EXAMPLE_OUTPUT_DIR"]
+POLL = float(os.environ.get("SEEDREAM_EXAMPLE_POLL_INTERVAL", "5"))
+COMMON = {
+    "schedule": None,
+    "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+    "catchup": False,
+    "params": {"count": Param(200, type="integer"), "tag": Param("night", type="string")},
+}
+RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=2)}
+
+
+def photos(params):
+    return [f"Put product {params['tag']}-{i} on a white marble table" for i in range(params["count"])]
+
+
+with DAG("nightly_batch", **COMMON):
+    @task
+    def edits(params=None):
+        return [{"prompt": prompt, "image_urls": [IMAGE_URL]} for prompt in photos(params)]
+
+    SeedreamBatchEditOperator(task_id="batch", edits=edits(), output_path=OUTPUT, poll_interval=POLL,
+                              timeout=3600, **RETRIES)
+
+with DAG("nightly_mapped", **COMMON):
+    @task
+    def prompts(params=None):
+        return photos(params)
+
+    SeedreamEditOperator.partial(task_id="edit", image_urls=[IMAGE_URL], wait_for_completion=True, deferrable=True,
+                                 output_path=OUTPUT, poll_interval=POLL, timeout=3600, **RETRIES
+                                 ).expand(prompt=prompts())
+
+with DAG("nightly_pair", **COMMON):
+    @task
+    def prompts(params=None):
+        return photos(params)
+
+    submitted = SeedreamEditOperator.partial(task_id="edit", image_urls=[IMAGE_URL], **RETRIES
+                                             ).expand(prompt=prompts())
+    SeedreamTaskSensor.partial(task_id="wait", output_path=OUTPUT, poke_interval=POLL, timeout=3600, **RETRIES
+                               ).expand(seedream_task_id=submitted.output)
+'''
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=200, help="photos per DAG run (default 200)")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="batch", help="how the DAG is laid out")
+    parser.add_argument("--runs", type=int, default=1, help="consecutive DAG runs on the same stack (default 1)")
+    parser.add_argument("--run-seconds", type=float, default=30.0,
+                        help="median run time of an edit, drawn by the emulator (default 30)")
+    parser.add_argument("--parallelism", type=int, default=16,
+                        help="[core] parallelism and max_active_tasks_per_dag (default 16)")
+    parser.add_argument("--poll-interval", type=float, default=5.0,
+                        help="the operators' poll_interval / poke_interval (default 5, the provider's default)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the emulator's run-time draws")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's home (logs, DB, images)")
+    return parser.parse_args(argv)
+
+
+def floor_seconds(tasks: list[dict[str, Any]]) -> tuple[float, float]:
+    """Return (floor, first createTask time) for the tasks of one run, in the order kie created them."""
+    ordered = sorted(tasks, key=lambda t: t["created"])
+    first = ordered[0]["created"]
+    floor = max(KIE_CREATE_WINDOW * (k // KIE_CREATE_LIMIT) + t["seconds"] for k, t in enumerate(ordered))
+    return floor, first
+
+
+def worker_runs(stack: AirflowStack, dag_id: str, run_id: str) -> int:
+    """Worker runs of every task of the run: each run of a task process logs one "starting" line per attempt file
+    (a deferral and its resume write to the same attempt's file)."""
+    folder = stack.logs / f"dag_id={dag_id}" / f"run_id={run_id}"
+    runs = 0
+    for path in folder.rglob("attempt=*.log"):
+        if ".trigger." in path.name:
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = str(json.loads(line).get("event", ""))
+            except ValueError:
+                continue
+            if event.startswith("DAG bundles loaded"):
+                runs += 1
+    return runs
+
+
+def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace, number: int,
+            output: Path) -> dict[str, Any]:
+    dag_id = LAYOUTS[args.layout]
+    tag = f"r{number}-{int(time.time())}"
+    before = kie.stats()
+    run_id = stack.trigger(dag_id, {"count": args.tasks, "tag": tag})
+    result = stack.wait_for_run(dag_id, run_id, timeout=max(900.0, args.tasks * 10.0))
+    after = kie.stats()
+    tasks = [t for t in after["tasks"].values() if tag in ((t.get("input") or {}).get("prompt") or "")]
+    prompts = [(t.get("input") or {}).get("prompt") for t in tasks]
+    floor, first_submit = floor_seconds(tasks) if tasks else (math.nan, math.nan)
+    start, end = stack.query("SELECT start_date, end_date FROM dag_run WHERE run_id = ?", run_id)[0]
+    import pendulum
+
+    started, ended = pendulum.parse(start).timestamp(), pendulum.parse(end).timestamp()
+    tis = stack.query("SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", run_id)
+    from airflow_provider_seedream.files import safe_component
+
+    folder = output / safe_component(dag_id) / safe_component(run_id)
+    stored = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    create_429 = after["rate_limited"]["createTask"] - before["rate_limited"]["createTask"]
+    creates = after["requests"]["createTask"] - before["requests"]["createTask"]
+    figures = {
+        "run": number,
+        "state": result.state,
+        "wall_s": round(ended - started, 1),
+        "floor_s": round(floor, 1),
+        "ratio": round((ended - started) / floor, 3),
+        "from_first_submit_s": round(ended - first_submit, 1),
+        "ratio_from_first_submit": round((ended - first_submit) / floor, 3),
+        "tasks_created": len(tasks),
+        "duplicates": len(prompts) - len(set(prompts)),
+        "createTask_calls": creates,
+        "createTask_429": create_429,
+        "createTask_429_share": round(create_429 / creates, 4) if creates else 0.0,
+        "recordInfo_calls": after["requests"]["recordInfo"] - before["requests"]["recordInfo"],
+        "recordInfo_429": after["rate_limited"]["recordInfo"] - before["rate_limited"]["recordInfo"],
+        "task_instances": len(tis),
+        "failed_task_instances": sum(1 for t in tis if t[2] not in ("success", "skipped")),
+        "retried_task_instances": sum(1 for t in tis if (t[3] or 0) > 1),
+        "worker_runs": worker_runs(stack, dag_id, run_id),
+        "images_stored": len(stored),
+    }
+    print(f"run {number}: {figures['state']}; wall {fmt(figures['wall_s'], 1)} s, floor {fmt(floor, 1)} s, ratio "
+          f"{fmt(figures['ratio'], 3)} (from the first createTask: {fmt(figures['ratio_from_first_submit'], 3)}); "
+          f"createTask {creates} calls, {create_429} x 429; recordInfo {figures['recordInfo_calls']} calls, "
+          f"{figures['recordInfo_429']} x 429; task instances {len(tis)}, failed {figures['failed_task_instances']}, "
+          f"retried {figures['retried_task_instances']}; worker runs {figures['worker_runs']}; images stored "
+          f"{len(stored)}; duplicates {figures['duplicates']}", flush=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="seedream-nightly-"))
+    output = root / "output"
+    dags = root / "dagfiles"
+    dags.mkdir()
+    (dags / "nightly_dags.py").write_text(DAG_FILE)
+    kie = EmulatorProcess(root / "emulator.log", "--api-key", API_KEY, "--credits", "1e12", "--seed",
+                          str(args.seed))
+    kie.start()
+    runs: list[dict[str, Any]] = []
+    stack = None
+    try:
+        kie.configure(rate_limits=True, task_seconds_dist={
+            "kind": "lognormal", "median": args.run_seconds, "sigma": 0.25, "min": args.run_seconds / 2,
+            "max": args.run_seconds * 2})
+        env = {
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(kie.url, API_KEY, upload_base_url=kie.url),
+            "SEEDREAM_EXAMPLE_IMAGE_URL": kie.sample_url(),
+            "SEEDREAM_EXAMPLE_OUTPUT_DIR": str(output),
+            "SEEDREAM_EXAMPLE_POLL_INTERVAL": str(args.poll_interval),
+            "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(args.parallelism),
+        }
+        stack = AirflowStack(root / "airflow", env)
+        stack.prepare([dags / "nightly_dags.py"])
+        stack.start(LAYOUTS.values(), timeout=300)
+        print(f"stack up in {root}; layout {args.layout}, {args.tasks} photos, runs of ~{args.run_seconds:g} s, "
+              f"parallelism {args.parallelism}, poll interval {args.poll_interval:g} s", flush=True)
+        for number in range(1, args.runs + 1):
+            runs.append(one_run(stack, kie, args, number, output))
+    finally:
+        if stack is not None:
+            stack.stop()
+        kie.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"kept {root}")
+    ratios = [r["ratio"] for r in runs]
+    summary = {
+        "benchmark": "nightly_batch",
+        "command": command_line(),
+        "layout": args.layout,
+        "tasks": args.tasks,
+        "run_seconds": args.run_seconds,
+        "parallelism": args.parallelism,
+        "runs": runs,
+        "worst_ratio": max(ratios) if ratios else None,
+        "failed_task_instances": sum(r["failed_task_instances"] for r in runs),
+        "duplicates": sum(r["duplicates"] for r in runs),
+        "createTask_429_share_max": max((r["createTask_429_share"] for r in runs), default=None),
+        "all_succeeded": all(r["state"] == "success" for r in runs) and len(runs) == args.runs,
+    }
+    print(f"{len(runs)} run(s), layout {args.layout}: worst ratio {fmt(summary['worst_ratio'], 3)}, failed task "
+          f"instances {summary['failed_task_instances']}, duplicates {summary['duplicates']}, createTask 429 share at "
+          f"most {summary['createTask_429_share_max']}")
+    closing_json(summary)
+    return 0 if summary["all_succeeded"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
