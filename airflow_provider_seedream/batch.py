@@ -36,6 +36,11 @@ STATE_ERROR = "error"
 STATE_TIMEOUT = "timeout"
 
 
+#: The ``task_state_store`` key written once, before a batch's first submit: a first try finds nothing there and
+#: skips reading every edit's own key.
+STARTED_KEY = "seedream_batch"
+
+
 def state_key(index: int) -> str:
     """The ``task_state_store`` key of item ``index``: one small value per item, written as the item is accepted."""
     return f"seedream_batch_item_{int(index)}"

@@ -234,3 +234,24 @@ def test_an_image_that_cannot_be_stored_fails_the_batch_after_the_others_are_sto
     outcomes = context["ti"].xcoms["batch_results"]
     assert [bool(o["stored_images"]) for o in outcomes] == [False, True, True]
     assert error.value.result_urls == outcomes[0]["result_urls"]
+
+
+class CountingStore(DictStateStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str) -> object:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_a_first_try_reads_one_key_not_one_per_edit_and_a_retry_reads_them_all(emulator):
+    store = CountingStore()
+    edits = edits_for(emulator, "a", "b", "c")
+    run_deferred(batch_op(emulator, edits), ctx(store))
+    assert store.reads == 1 and batch.STARTED_KEY in store.data
+    store.reads = 0
+    run_deferred(batch_op(emulator, edits), ctx(store))
+    assert store.reads == 1 + len(edits)
+    assert emulator.count("createTask") == 3

@@ -291,13 +291,18 @@ class SeedreamBatchEditOperator(BaseOperator):
             self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                              "after submitting, the retry submits and pays for every edit again")
         fingerprints = [item.edit.fingerprint() for item in prepared]
-        saved = [batch.read_saved(store.get(batch.state_key(i)) if store is not None else None, fingerprint)
+        # One read tells whether any try of this task instance began submitting; only then are the edits' own
+        # records read (one round trip each through the API server: seconds for a night's batch).
+        began = store is not None and store.get(batch.STARTED_KEY) is not None
+        saved = [batch.read_saved(store.get(batch.state_key(i)), fingerprint) if began else batch.Saved()
                  for i, fingerprint in enumerate(fingerprints)]
         to_submit = sum(1 for s in saved if not s.accepted and not s.uncertain)
         self.log.info("Batch of %d edit(s): %d accepted by a previous try (re-attaching, not paying twice), %d "
                       "uncertain, %d to submit", len(prepared), sum(s.accepted for s in saved),
                       sum(s.uncertain for s in saved), to_submit)
         self._check_balance(to_submit)
+        if store is not None and not began and prepared:
+            store.set(batch.STARTED_KEY, {"edits": len(prepared), "at": time.time()})
         outcomes = self._submit(prepared, fingerprints, saved, store)
         context["ti"].xcom_push(key=results.XCOM_TASK_IDS, value=[o.task_id for o in outcomes])
         waiting_ids = [o.task_id for o in outcomes if o.waiting and o.task_id]
