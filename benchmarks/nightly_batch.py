@@ -13,7 +13,9 @@ the other, each editing N photos and storing every result under one output folde
 
 - ``batch``: one ``SeedreamBatchEditOperator`` with N edits (one worker submits, one deferral waits, one resume
   stores).
-- ``mapped``: one mapped deferrable ``SeedreamEditOperator(wait_for_completion=True, output_path=...)`` per photo.
+- ``mapped``: one mapped deferrable ``SeedreamEditOperator(wait_for_completion=True)`` per photo, no ``output_path``
+  (the triggerer ends each task: one worker run per photo; nothing is stored).
+- ``mapped-store``: the same with ``output_path`` (each task resumes on a worker to store its image).
 - ``pair``: a mapped ``SeedreamEditOperator`` (submit only), then a mapped deferrable ``SeedreamTaskSensor`` with
   ``output_path``.
 
@@ -50,7 +52,8 @@ from support import conn_json  # noqa: E402
 API_KEY = "benchmark-key"
 KIE_CREATE_LIMIT = 20
 KIE_CREATE_WINDOW = 10.0
-LAYOUTS = {"batch": "nightly_batch", "mapped": "nightly_mapped", "pair": "nightly_pair"}
+LAYOUTS = {"batch": "nightly_batch", "mapped": "nightly_mapped", "mapped-store": "nightly_mapped_store",
+           "pair": "nightly_pair"}
 
 DAG_FILE = '''
 """The three layouts of a night's batch, for benchmarks/nightly_batch.py."""
@@ -88,6 +91,14 @@ with DAG("nightly_batch", **COMMON):
                               timeout=3600, **RETRIES)
 
 with DAG("nightly_mapped", **COMMON):
+    @task
+    def prompts(params=None):
+        return photos(params)
+
+    SeedreamEditOperator.partial(task_id="edit", image_urls=[IMAGE_URL], wait_for_completion=True, deferrable=True,
+                                 poll_interval=POLL, timeout=3600, **RETRIES).expand(prompt=prompts())
+
+with DAG("nightly_mapped_store", **COMMON):
     @task
     def prompts(params=None):
         return photos(params)

@@ -296,3 +296,17 @@ def test_sensor_refuses_bad_task_ids_before_any_request(emulator, bad):
     with pytest.raises(exc.SeedreamValidationError, match="seedream_task_id"):
         sensor(bad).execute(context())
     assert emulator.stats()["requests"].get("recordInfo", 0) == 0
+
+
+def test_a_fresh_submit_defers_without_asking_from_the_worker_and_a_reattach_asks_once(emulator):
+    """A task submitted a moment ago cannot have finished: the worker leaves every status query to the triggerer's
+    shared budget. A task a previous try submitted may have: the retry checks it once before deferring."""
+    store = DictStateStore()
+    op = edit_op(emulator, prompt="[emulator: seconds=5]", wait_for_completion=True, deferrable=True)
+    with pytest.raises(TaskDeferred):
+        op.execute(context(store))
+    assert emulator.count("createTask") == 1 and emulator.count("recordInfo") == 0
+    with pytest.raises(TaskDeferred):
+        edit_op(emulator, prompt="[emulator: seconds=5]", wait_for_completion=True, deferrable=True).execute(
+            context(store))
+    assert emulator.count("createTask") == 1 and emulator.count("recordInfo") == 1  # the re-attach check
