@@ -74,11 +74,13 @@ KNOWN_STATES = PENDING_STATES | TERMINAL_STATES
 RENDERED_NONE = "rendered to the text 'None': the template's value was missing (an XCom never pushed, a param unset?)"
 
 
-def _invalid(field_name: str, problem: str) -> exc.SeedreamValidationError:
+def invalid(field_name: str, problem: str) -> exc.SeedreamValidationError:
+    """The refusal of an input, naming its field: raised before anything is sent."""
     return exc.SeedreamValidationError(f"{field_name}: {problem}", field=field_name, code=None)
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short(value: Any, limit: int = 80) -> str:
+    """A value as an error message may quote it: its repr, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -103,16 +105,16 @@ def is_loopback_host(host: str | None) -> bool:
 def check_http_url(field_name: str, value: Any) -> str:
     """Return ``value`` if it is an absolute http(s) URL with a host, else raise naming ``field_name``."""
     if not isinstance(value, str):
-        raise _invalid(field_name, f"must be an http(s) URL string, got {type(value).__name__} {_short(value)}")
+        raise invalid(field_name, f"must be an http(s) URL string, got {type(value).__name__} {short(value)}")
     if not value or value != value.strip() or any(ch.isspace() for ch in value):
-        raise _invalid(field_name, f"must be an http(s) URL without spaces, got {_short(value)}")
+        raise invalid(field_name, f"must be an http(s) URL without spaces, got {short(value)}")
     if len(value) > MAX_URL_CHARS:
-        raise _invalid(field_name, f"URL is {len(value)} characters long; at most {MAX_URL_CHARS} are allowed")
+        raise invalid(field_name, f"URL is {len(value)} characters long; at most {MAX_URL_CHARS} are allowed")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
-        raise _invalid(field_name, f"must use http or https, got {_short(value)}")
+        raise invalid(field_name, f"must use http or https, got {short(value)}")
     if not parts.hostname:
-        raise _invalid(field_name, f"has no host: {_short(value)}")
+        raise invalid(field_name, f"has no host: {short(value)}")
     return value
 
 
@@ -132,14 +134,14 @@ def coerce_url_list(field_name: str, value: Any) -> list[Any]:
                 try:
                     parsed = ast.literal_eval(text)
                 except (ValueError, SyntaxError):
-                    raise _invalid(field_name, f"could not read a list of URLs from {_short(value)}") from None
+                    raise invalid(field_name, f"could not read a list of URLs from {short(value)}") from None
             if not isinstance(parsed, list):
-                raise _invalid(field_name, f"must be a list of URLs, got {_short(value)}")
+                raise invalid(field_name, f"must be a list of URLs, got {short(value)}")
             return parsed
         return [value]
     if isinstance(value, (list, tuple)):
         return list(value)
-    raise _invalid(field_name, f"must be a list of 1 to {MAX_IMAGES} URLs, got {type(value).__name__}")
+    raise invalid(field_name, f"must be a list of 1 to {MAX_IMAGES} URLs, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -186,29 +188,29 @@ def build_edit_input(
 ) -> EditInput:
     """Validate every input of an edit and return it; raise ``SeedreamValidationError`` naming the first bad field."""
     if not isinstance(prompt, str):
-        raise _invalid("prompt", f"must be a string, got {type(prompt).__name__}")
+        raise invalid("prompt", f"must be a string, got {type(prompt).__name__}")
     if prompt.strip() == "None":
-        raise _invalid("prompt", RENDERED_NONE)
+        raise invalid("prompt", RENDERED_NONE)
     if not prompt.strip():
-        raise _invalid("prompt", f"must not be empty (1 to {MAX_PROMPT_CHARS} characters)")
+        raise invalid("prompt", f"must not be empty (1 to {MAX_PROMPT_CHARS} characters)")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise _invalid("prompt", f"is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+        raise invalid("prompt", f"is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
 
     urls = coerce_url_list("image_urls", image_urls)
     if not 1 <= len(urls) <= MAX_IMAGES:
-        raise _invalid("image_urls", f"must hold 1 to {MAX_IMAGES} URLs, got {len(urls)}")
+        raise invalid("image_urls", f"must hold 1 to {MAX_IMAGES} URLs, got {len(urls)}")
     checked = tuple(check_http_url(f"image_urls[{i}]", url) for i, url in enumerate(urls))
 
     if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
-        raise _invalid("aspect_ratio", f"must be one of {', '.join(ASPECT_RATIOS)}; got {_short(aspect_ratio)}")
+        raise invalid("aspect_ratio", f"must be one of {', '.join(ASPECT_RATIOS)}; got {short(aspect_ratio)}")
     if not isinstance(quality, str) or quality not in QUALITIES:
-        raise _invalid("quality", f"must be 'basic' (2K) or 'high' (4K); got {_short(quality)}")
+        raise invalid("quality", f"must be 'basic' (2K) or 'high' (4K); got {short(quality)}")
     if callback_url in (None, ""):
         callback_url = None
     else:
         check_http_url("callback_url", callback_url)
     if nsfw_checker is not None and not isinstance(nsfw_checker, bool):
-        raise _invalid("nsfw_checker", f"must be true, false or unset; got {_short(nsfw_checker)}")
+        raise invalid("nsfw_checker", f"must be true, false or unset; got {short(nsfw_checker)}")
     return EditInput(prompt, checked, aspect_ratio, quality, callback_url, nsfw_checker)
 
 
@@ -228,19 +230,19 @@ def is_task_id(value: Any) -> TypeGuard[str]:
 def check_task_id(task_id: Any, field_name: str = "seedream_task_id") -> str:
     """Return ``task_id`` if it is a well-formed kie task id; raise naming ``field_name`` otherwise."""
     if not isinstance(task_id, str) or not task_id.strip():
-        raise _invalid(field_name, f"must be a non-empty kie task id string, got {_short(task_id)}")
+        raise invalid(field_name, f"must be a non-empty kie task id string, got {short(task_id)}")
     if task_id.strip() == "None":
-        raise _invalid(field_name, RENDERED_NONE)
+        raise invalid(field_name, RENDERED_NONE)
     if not is_task_id(task_id):
-        raise _invalid(field_name, f"is not a kie task id (1 to {MAX_TASK_ID_CHARS} letters, digits or _ . : -, "
-                                   f"starting with a letter or digit): {_short(task_id)}")
+        raise invalid(field_name, f"is not a kie task id (1 to {MAX_TASK_ID_CHARS} letters, digits or _ . : -, "
+                                   f"starting with a letter or digit): {short(task_id)}")
     return task_id
 
 
 def check_positive(field_name: str, value: Any, minimum: float = 0.0) -> float:
     """Return ``value`` as a float if it is a number above ``minimum``; raise naming the field otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
-        raise _invalid(field_name, f"must be a number greater than {minimum:g}, got {_short(value)}")
+        raise invalid(field_name, f"must be a number greater than {minimum:g}, got {short(value)}")
     return float(value)
 
 
@@ -303,7 +305,7 @@ def _masked(raw: Any) -> str:
     text = str(raw)
     if "@" in text:
         text = "***@" + text.rpartition("@")[2]
-    return _short(text)
+    return short(text)
 
 
 def parse_base_url(field_name: str, raw: str | None, default: str, port: int | None = None) -> str:
@@ -315,19 +317,19 @@ def parse_base_url(field_name: str, raw: str | None, default: str, port: int | N
     if "://" not in text:
         text = "https://" + text
     if has_space_or_control(text):
-        raise _invalid(field_name, f"must be a base URL such as {default}, without spaces or control characters; "
+        raise invalid(field_name, f"must be a base URL such as {default}, without spaces or control characters; "
                                    f"got {_masked(raw)}")
     if "@" in text.partition("://")[2].partition("/")[0] or "\\" in text:
-        raise _invalid(field_name, f"must not carry a user name or password (the key goes in the connection's "
+        raise invalid(field_name, f"must not carry a user name or password (the key goes in the connection's "
                                    f"password) nor backslashes; got {_masked(raw)}")
     found = _BASE_URL.fullmatch(text)
     if found is None:
-        raise _invalid(field_name, f"must be a base URL such as {default} (scheme, host, optional port and plain "
+        raise invalid(field_name, f"must be a base URL such as {default} (scheme, host, optional port and plain "
                                    f"path; no query, fragment or escapes); got {_masked(raw)}")
     scheme, host = found["scheme"].lower(), found["host"].lower()
     path = found["path"] or ""
     if any(segment in (".", "..") for segment in path.split("/")):
-        raise _invalid(field_name, f"must not contain '.' or '..' path segments; got {_masked(raw)}")
+        raise invalid(field_name, f"must not contain '.' or '..' path segments; got {_masked(raw)}")
     if found["port"] is not None:
         number = int(found["port"])
     elif port:
@@ -335,15 +337,15 @@ def parse_base_url(field_name: str, raw: str | None, default: str, port: int | N
     else:
         number = None
     if number is not None and not 0 < number < 65536:
-        raise _invalid(field_name, f"port must be 1 to 65535, got {number}")
+        raise invalid(field_name, f"port must be 1 to 65535, got {number}")
     if host.startswith("["):
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
-            raise _invalid(field_name, f"has a malformed IPv6 address: {_masked(raw)}") from None
+            raise invalid(field_name, f"has a malformed IPv6 address: {_masked(raw)}") from None
     if scheme == "http" and not is_loopback_host(host):
         # Bearer keys travel in a header: over plain http anyone on the path could read them.
-        raise _invalid(field_name, f"plain http is only allowed to a loopback host (the emulator); use https for "
+        raise invalid(field_name, f"plain http is only allowed to a loopback host (the emulator); use https for "
                                    f"{host}")
     netloc = host if number is None else f"{host}:{number}"
     return f"{scheme}://{netloc}{path.rstrip('/')}"
@@ -360,9 +362,9 @@ def _extra_number(extra: Mapping[str, Any], key: str, default: float, maximum: f
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise _invalid(f"extra.{key}", f"must be a number, got {_short(raw)}") from None
+        raise invalid(f"extra.{key}", f"must be a number, got {short(raw)}") from None
     if not 0 < value <= maximum:
-        raise _invalid(f"extra.{key}", f"must be above 0 and at most {maximum:g} {unit}, got {value:g}")
+        raise invalid(f"extra.{key}", f"must be above 0 and at most {maximum:g} {unit}, got {value:g}")
     return value
 
 
@@ -392,7 +394,7 @@ def settings_from_connection(
     # kie allows 20; more only makes sense for a stand-in without kie's limit (the emulator with --no-rate-limits).
     submits = _extra_number(extra, "submits_per_10s", 20, 10_000, "")
     if submits != int(submits):
-        raise _invalid("extra.submits_per_10s", f"must be a whole number, got {submits:g}")
+        raise invalid("extra.submits_per_10s", f"must be a whole number, got {submits:g}")
     # Optional: the price of one image, for the batch's "enough credits?" check before its first submit.
     price = None
     if extra.get("credits_per_image") not in (None, ""):
@@ -416,7 +418,7 @@ def check_api_key(conn_id: str, password: str | None) -> str:
         if not 0x21 <= ord(ch) <= 0x7E:
             what = "a space" if ch.isspace() else "a control character" if ord(ch) < 0x20 or ord(ch) == 0x7F \
                 else "a non-ASCII character"
-            raise _invalid("password", f"the API key of connection {conn_id!r} has {what} at position {position} "
+            raise invalid("password", f"the API key of connection {conn_id!r} has {what} at position {position} "
                                        f"of {len(key)}; kie.ai keys are printable ASCII: paste the key again")
     return key
 
@@ -493,7 +495,7 @@ def parse_envelope(status: int, body: bytes | str, retry_after_header: str | Non
         raise error_for_code(code if code not in (None, 200) else status, message or f"HTTP {status}",
                              retry_after=retry_after)
     if code is None:
-        raise exc.SeedreamResponseError(f"kie.ai answer has no integer 'code': {_short(payload)}")
+        raise exc.SeedreamResponseError(f"kie.ai answer has no integer 'code': {short(payload)}")
     if code != 200:
         raise error_for_code(code, message, retry_after=retry_after)
     data = payload.get("data", _MISSING)
@@ -506,20 +508,20 @@ def parse_task_id(data: Any) -> str:
     """Read the task id from createTask's ``data``; anything but a well-formed id (``TASK_ID_PATTERN``) raises."""
     task_id = data.get("taskId") if isinstance(data, dict) else None
     if not is_task_id(task_id):
-        raise exc.SeedreamResponseError(f"createTask answer has no well-formed taskId: {_short(data)}")
+        raise exc.SeedreamResponseError(f"createTask answer has no well-formed taskId: {short(data)}")
     return task_id
 
 
 def parse_credits(data: Any) -> float:
     """Read the credit balance, which may be fractional (prices such as 6.5 credits exist)."""
     if isinstance(data, bool) or not isinstance(data, (int, float, str)):
-        raise exc.SeedreamResponseError(f"credit answer is not a number: {_short(data)}")
+        raise exc.SeedreamResponseError(f"credit answer is not a number: {short(data)}")
     try:
         value = float(data)
     except ValueError:
-        raise exc.SeedreamResponseError(f"credit answer is not a number: {_short(data)}") from None
+        raise exc.SeedreamResponseError(f"credit answer is not a number: {short(data)}") from None
     if not math.isfinite(value):
-        raise exc.SeedreamResponseError(f"credit answer is not a finite number: {_short(data)}")
+        raise exc.SeedreamResponseError(f"credit answer is not a finite number: {short(data)}")
     return value
 
 
@@ -527,7 +529,7 @@ def parse_download_url(data: Any) -> str:
     """Read the fresh link that download-url minted (``data`` is the URL itself)."""
     url = data.get("url") or data.get("downloadUrl") if isinstance(data, dict) else data
     if not is_result_url(url):
-        raise exc.SeedreamResponseError(f"download-url answer holds no URL: {_short(data)}")
+        raise exc.SeedreamResponseError(f"download-url answer holds no URL: {short(data)}")
     return url
 
 
@@ -535,7 +537,7 @@ def parse_upload(data: Any) -> str:
     """Read the public URL of an uploaded file (``downloadUrl``; older examples say ``fileUrl``)."""
     url = (data.get("downloadUrl") or data.get("fileUrl")) if isinstance(data, dict) else None
     if not is_result_url(url):
-        raise exc.SeedreamResponseError(f"upload answer holds no downloadUrl: {_short(data)}")
+        raise exc.SeedreamResponseError(f"upload answer holds no downloadUrl: {short(data)}")
     return url
 
 
@@ -619,12 +621,12 @@ def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
         try:
             raw = json.loads(raw)
         except (ValueError, RecursionError):
-            raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not JSON: {_short(raw)}") from None
+            raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not JSON: {short(raw)}") from None
     if not isinstance(raw, dict):
-        raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not an object: {_short(raw)}")
+        raise exc.SeedreamResponseError(f"task {task_id}: resultJson is not an object: {short(raw)}")
     urls = raw.get("resultUrls")
     if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):
-        raise exc.SeedreamResponseError(f"task {task_id}: resultJson has no resultUrls list: {_short(raw)}")
+        raise exc.SeedreamResponseError(f"task {task_id}: resultJson has no resultUrls list: {short(raw)}")
     if not urls:
         raise exc.SeedreamResponseError(f"task {task_id} succeeded but returned no result URLs")
     if len(urls) > limits.MAX_RESULT_URLS:
@@ -633,7 +635,7 @@ def _parse_result_urls(task_id: str, raw: Any) -> tuple[str, ...]:
     bad = next((u for u in urls if not is_result_url(u)), None)
     if bad is not None:
         raise exc.SeedreamResponseError(f"task {task_id}: result URL is not an http(s) URL with a host: "
-                                        f"{_short(bad)}")
+                                        f"{short(bad)}")
     return tuple(urls)
 
 
@@ -650,17 +652,17 @@ def parse_task(data: Any, task_id: str | None = None) -> SeedreamTask:
     if data is None:
         raise exc.SeedreamNotFoundError(f"recordInfo returned no data for task {task_id}", code=422)
     if not isinstance(data, dict):
-        raise exc.SeedreamResponseError(f"recordInfo data is not an object: {_short(data)}")
+        raise exc.SeedreamResponseError(f"recordInfo data is not an object: {short(data)}")
     tid = data.get("taskId")
     if task_id is not None and tid != task_id:
         # An answer about another task (a proxy's cache, a mixed-up response) must never be taken as ours.
         raise exc.SeedreamResponseError(f"recordInfo was asked about task {task_id} but answered about "
-                                        f"{_short(tid)}")
+                                        f"{short(tid)}")
     if not is_task_id(tid):
-        raise exc.SeedreamResponseError(f"recordInfo data has no well-formed taskId: {_short(tid)}")
+        raise exc.SeedreamResponseError(f"recordInfo data has no well-formed taskId: {short(tid)}")
     state = data.get("state")
     if not isinstance(state, str) or state not in KNOWN_STATES:
-        raise exc.SeedreamResponseError(f"task {tid}: unknown state {_short(state)} (expected one of "
+        raise exc.SeedreamResponseError(f"task {tid}: unknown state {short(state)} (expected one of "
                                         f"{', '.join(sorted(KNOWN_STATES))})")
     urls: tuple[str, ...] = ()
     if state == STATE_SUCCESS:
@@ -791,7 +793,7 @@ def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTa
     Events cross the triggerer/worker boundary, so they are checked, not trusted: a missing or unknown event fails.
     """
     if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES or not event.get("task_id"):
-        raise exc.SeedreamResponseError(f"invalid trigger event: {_short(event, 200)}")
+        raise exc.SeedreamResponseError(f"invalid trigger event: {short(event, 200)}")
     task_id = event["task_id"]
     if expected_task_id is not None and task_id != expected_task_id:
         raise exc.SeedreamResponseError(f"trigger event is for task {task_id}, expected {expected_task_id}")
@@ -804,7 +806,7 @@ def resolve_event(event: Any, expected_task_id: str | None = None) -> SeedreamTa
                                         f"{malformed}") from None
     if task is not None and (task.state not in KNOWN_STATES or not all(is_result_url(u) for u in task.result_urls)):
         raise exc.SeedreamResponseError(f"trigger event for task {task_id} carries a malformed task: "
-                                        f"{_short(event['task'], 200)}")
+                                        f"{short(event['task'], 200)}")
     if status == EVENT_SUCCESS and task is not None and task.succeeded:
         return task
     if status == EVENT_FAILED and task is not None:

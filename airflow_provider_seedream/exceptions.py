@@ -6,12 +6,24 @@ from ``AirflowFailException`` as well, so a task with ``retries`` does not hamme
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from airflow_provider_seedream.version_compat import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-if TYPE_CHECKING:
-    from airflow_provider_seedream.core import SeedreamTask
+
+class FailedTask(Protocol):
+    """What a failed remote task tells (``core.SeedreamTask`` is one): the errors need nothing more of it."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def fail_code(self) -> str | None: ...
+
+    @property
+    def fail_msg(self) -> str | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class SeedreamError(AirflowException):
@@ -113,7 +125,7 @@ class SeedreamSubmitUncertainError(SeedreamError, AirflowFailException):
 class SeedreamTaskFailedError(SeedreamError, AirflowFailException):
     """The remote task ended in ``fail``; ``task`` holds kie's failCode and failMsg."""
 
-    def __init__(self, task: SeedreamTask) -> None:
+    def __init__(self, task: FailedTask) -> None:
         super().__init__(
             f"Seedream task {task.task_id} failed: failCode={task.fail_code or '-'} failMsg={task.fail_msg or '-'}",
             code=501,

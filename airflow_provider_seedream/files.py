@@ -80,31 +80,31 @@ def classify_image_input(index: int, value: Any) -> ImageInput:
     """
     field_name = f"image_urls[{index}]"
     if not isinstance(value, str):
-        raise core._invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI string, "
-                                        f"got {type(value).__name__} {core._short(value)}")
+        raise core.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI string, "
+                                        f"got {type(value).__name__} {core.short(value)}")
     text = value.strip()
     if not text or "\x00" in text:
-        raise core._invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI, "
-                                        f"got {core._short(value)}")
+        raise core.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI, "
+                                        f"got {core.short(value)}")
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https"):
         return ImageInput(index, "url", value)
     if "://" in text and not scheme:
-        raise core._invalid(field_name, f"has no scheme before '://': {core._short(value)}")
+        raise core.invalid(field_name, f"has no scheme before '://': {core.short(value)}")
     return ImageInput(index, "storage", text)
 
 
 def check_input_file(field_name: str, *, size: int, head: bytes, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """Return the content type of an input file, or raise naming the field: empty, too big, or not jpeg/png/webp."""
     if size <= 0:
-        raise core._invalid(field_name, "is an empty file")
+        raise core.invalid(field_name, "is an empty file")
     if size > max_bytes:
-        raise core._invalid(field_name, f"is {size:,} bytes; Seedream accepts at most {max_bytes:,} bytes "
+        raise core.invalid(field_name, f"is {size:,} bytes; Seedream accepts at most {max_bytes:,} bytes "
                                         f"({max_bytes / 1024 / 1024:g} MB) per image")
     found = sniff_image(head)
     if found not in IMAGE_EXTENSIONS:
         what = f"a {found.split('/')[1].upper()} image" if found else "not an image file we recognise"
-        raise core._invalid(field_name, f"is {what}; Seedream accepts JPEG, PNG or WebP (checked by content, "
+        raise core.invalid(field_name, f"is {what}; Seedream accepts JPEG, PNG or WebP (checked by content, "
                                         f"not by name)")
     return found
 
@@ -301,15 +301,15 @@ def asset_uri(uri: str) -> str:
 def check_output_path(value: Any) -> str:
     """Check the shape of ``output_path`` (a local path or a ``scheme://`` URI) before anything is paid for."""
     if not isinstance(value, str) or not value.strip():
-        raise core._invalid("output_path", f"must be a local path or an object storage URI such as "
-                                           f"s3://bucket/prefix, got {core._short(value)}")
+        raise core.invalid("output_path", f"must be a local path or an object storage URI such as "
+                                           f"s3://bucket/prefix, got {core.short(value)}")
     text = value.strip()
     if "\x00" in text:
-        raise core._invalid("output_path", f"contains a NUL character: {core._short(value)}")
+        raise core.invalid("output_path", f"contains a NUL character: {core.short(value)}")
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        raise core._invalid("output_path", f"must be writable storage (a local path, file://, s3://, gs://, ...), "
-                                           f"not a web URL: {core._short(redact_url(text))}")
+        raise core.invalid("output_path", f"must be writable storage (a local path, file://, s3://, gs://, ...), "
+                                           f"not a web URL: {core.short(redact_url(text))}")
     return text
 
 

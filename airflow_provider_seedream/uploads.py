@@ -15,7 +15,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_seedream import core, files
 from airflow_provider_seedream import exceptions as exc
@@ -23,7 +24,15 @@ from airflow_provider_seedream import exceptions as exc
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+class Uploader(Protocol):
+    """What an upload needs of the hook (``SeedreamHook`` is one): its upload call and its log."""
+
+    @property
+    def log(self) -> Any: ...
+
+    def upload_file(self, opener: Callable[[], IO[bytes]], *, size: int, file_name: str, mime_type: str,
+                    upload_path: str = ...) -> str: ...
 
 #: Read buffer for an upload's source: without it s3fs would fetch a whole (up to 10 MB) object at once.
 READ_BLOCK_BYTES = 1024 * 1024
@@ -74,13 +83,13 @@ def _as_text(value: Any) -> Any:
 def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.SeedreamError:
     shown = files.redact_url(uri)
     if isinstance(error, FileNotFoundError):
-        return core._invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
+        return core.invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
     if isinstance(error, (IsADirectoryError, NotADirectoryError)):
-        return core._invalid(field_name, f"is not a file: {shown}")
+        return core.invalid(field_name, f"is not a file: {shown}")
     if isinstance(error, PermissionError):
-        return core._invalid(field_name, f"cannot be read (permission denied): {shown}")
+        return core.invalid(field_name, f"cannot be read (permission denied): {shown}")
     if isinstance(error, ValueError) and "filesystem" in str(error).lower():
-        return core._invalid(field_name, files.no_filesystem_problem(uri, error))
+        return core.invalid(field_name, files.no_filesystem_problem(uri, error))
     # Anything else (a bucket that timed out, a throttled read) may pass on a retry: not a validation error.
     return exc.SeedreamError(f"{field_name}: could not read {shown}: {type(error).__name__}: {error}")
 
@@ -116,7 +125,7 @@ class PreparedEdit:
     edit: core.EditInput
     files: tuple[InputFile, ...] = ()
 
-    def upload(self, hook: SeedreamHook) -> core.EditInput:
+    def upload(self, hook: Uploader) -> core.EditInput:
         """Upload the files (in order) and return the edit to send, with the uploaded URLs in place."""
         if not self.files:
             return self.edit
@@ -131,7 +140,7 @@ class PreparedEdit:
         return dataclasses.replace(self.edit, image_urls=tuple(urls))
 
 
-def upload_input(hook: SeedreamHook, item: InputFile) -> str:
+def upload_input(hook: Uploader, item: InputFile) -> str:
     """Stream one checked file to kie's File Upload API under a unique name and return its public URL."""
     path = to_storage_path(item.uri)
     name = files.upload_file_name(item.mime_type, uuid.uuid4().hex)
@@ -141,7 +150,7 @@ def upload_input(hook: SeedreamHook, item: InputFile) -> str:
                                mime_type=item.mime_type)
     except (exc.SeedreamApiError, exc.SeedreamValidationError) as error:
         # The upload host refused this file (400), or it changed since it was checked: nothing was paid for.
-        raise core._invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
+        raise core.invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
     except exc.SeedreamError as error:
         hook.log.error("%s: uploading %s failed: %s (nothing was submitted)", item.field,
                        files.redact_url(item.uri), error)

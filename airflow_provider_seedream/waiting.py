@@ -55,7 +55,7 @@ class WaitPlan:
 
 def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
     """Query the task once from the worker and feed the outcome to ``waiter``, logging to the operator's log."""
-    step: core.Step = operator.hook._observe(waiter, operator.log)
+    step: core.Step = operator.hook.observe(waiter, operator.log)
     return step
 
 

@@ -334,8 +334,8 @@ class SeedreamHook(BaseHook):
         core.check_task_id(task_id)
         return self._transient_retrying("recordInfo")(self._get_task_once, task_id)
 
-    def _observe(self, waiter: core.Waiter, log: Any,
-                 on_update: Callable[[core.SeedreamTask], None] | None = None) -> core.Step:
+    def observe(self, waiter: core.Waiter, log: Any,
+                on_update: Callable[[core.SeedreamTask], None] | None = None) -> core.Step:
         """Query the task once (no retries of its own: the waiter counts errors), feed the outcome to ``waiter``.
 
         One step of every blocking wait: ``wait_for_task`` and the operator's and sensor's checks in the worker.
@@ -375,7 +375,7 @@ class SeedreamHook(BaseHook):
             deadline = now + timeout if timeout is not None else float("inf")
         waiter = core.Waiter(task_id, core.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
         while True:
-            step = self._observe(waiter, self.log, on_update)
+            step = self.observe(waiter, self.log, on_update)
             if step.event is not None:
                 return core.resolve_event(step.event, task_id)
             sleep(step.delay)
@@ -406,7 +406,7 @@ class SeedreamHook(BaseHook):
             if pause > 0:
                 sleep(pause)
             last_sent = time.monotonic()
-            step = self._observe(waiters[task_id], self.log)
+            step = self.observe(waiters[task_id], self.log)
             if step.event is not None:
                 events[task_id] = step.event
                 del due[task_id]

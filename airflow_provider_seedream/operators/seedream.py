@@ -300,8 +300,8 @@ class SeedreamBatchEditOperator(BaseOperator):
         # One read tells whether any try of this task instance began submitting; only then are the edits' own
         # records read (one round trip each through the API server: seconds for a night's batch).
         began = store is not None and store.get(batch.STARTED_KEY) is not None
-        saved = [batch.read_saved(store.get(batch.state_key(i)), fingerprint) if began else batch.Saved()
-                 for i, fingerprint in enumerate(fingerprints)]
+        saved = [batch.read_saved(store.get(batch.state_key(i)), fingerprint) if began and store is not None
+                 else batch.Saved() for i, fingerprint in enumerate(fingerprints)]
         to_submit = sum(1 for s in saved if not s.accepted and not s.uncertain)
         self.log.info("Batch of %d edit(s): %d accepted by a previous try (re-attaching, not paying twice), %d "
                       "uncertain, %d to submit", len(prepared), sum(s.accepted for s in saved),
