@@ -110,7 +110,8 @@ def store(operator: Any, context: Context, task_id: str, urls: list[str], edit_i
 
 
 def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]) -> list[batch.Outcome]:
-    """Store every succeeded edit of a batch (with ``output_path``), push the batch's XComs, return the outcomes.
+    """Store every succeeded edit of a batch (with ``output_path``) not stored yet, push the batch's XComs, return
+    the outcomes.
 
     Every item is tried before anything is raised: one image that cannot be stored does not keep the others from
     being stored. Raises ``SeedreamStorageError`` naming every item that could not be stored (a retry re-attaches to
@@ -119,7 +120,7 @@ def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]
     ti = context["ti"]
     final: list[batch.Outcome] = []
     unstored: list[str] = []
-    to_store = [o for o in outcomes if o.succeeded] if operator.output_path else []
+    to_store = [o for o in outcomes if o.succeeded and not o.stored_images] if operator.output_path else []
     # Several images at once: each download mostly waits on the network, and a night's batch stores hundreds.
     with ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="seedream-store") as pool:
         stored = {o.index: pool.submit(store, operator, context, str(o.task_id), list(o.result_urls), o.index)

@@ -13,6 +13,7 @@ the other, each editing N photos and storing every result under one output folde
 
 - ``batch``: one ``SeedreamBatchEditOperator`` with N edits (one worker submits, one deferral waits, one resume
   stores).
+- ``batch-blocking``: the same with ``deferrable=False``: the worker waits, storing each image as its task succeeds.
 - ``mapped``: one mapped deferrable ``SeedreamEditOperator(wait_for_completion=True)`` per photo, no ``output_path``
   (the triggerer ends each task: one worker run per photo; nothing is stored).
 - ``mapped-store``: the same with ``output_path`` (each task resumes on a worker to store its image).
@@ -52,7 +53,7 @@ from support import conn_json  # noqa: E402
 API_KEY = "benchmark-key"
 KIE_CREATE_LIMIT = 20
 KIE_CREATE_WINDOW = 10.0
-LAYOUTS = {"batch": "nightly_batch", "mapped": "nightly_mapped", "mapped-store": "nightly_mapped_store",
+LAYOUTS = {"batch": "nightly_batch", "batch-blocking": "nightly_batch_blocking", "mapped": "nightly_mapped", "mapped-store": "nightly_mapped_store",
            "pair": "nightly_pair"}
 
 DAG_FILE = '''
@@ -89,6 +90,14 @@ with DAG("nightly_batch", **COMMON):
 
     SeedreamBatchEditOperator(task_id="batch", edits=edits(), output_path=OUTPUT, poll_interval=POLL,
                               timeout=3600, **RETRIES)
+
+with DAG("nightly_batch_blocking", **COMMON):
+    @task
+    def edits(params=None):
+        return [{"prompt": prompt, "image_urls": [IMAGE_URL]} for prompt in photos(params)]
+
+    SeedreamBatchEditOperator(task_id="batch", edits=edits(), output_path=OUTPUT, poll_interval=POLL,
+                              timeout=3600, deferrable=False, **RETRIES)
 
 with DAG("nightly_mapped", **COMMON):
     @task

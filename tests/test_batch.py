@@ -255,3 +255,14 @@ def test_a_first_try_reads_one_key_not_one_per_edit_and_a_retry_reads_them_all(e
     run_deferred(batch_op(emulator, edits), ctx(store))
     assert store.reads == 1 + len(edits)
     assert emulator.count("createTask") == 3
+
+
+def test_a_blocking_batch_stores_each_result_as_soon_as_its_task_succeeds(emulator, tmp_path):
+    """The short edit's image is written before the long edit has even finished: stored during the wait."""
+    edits = edits_for(emulator, "[emulator: seconds=4]", "[emulator: seconds=0.3]")
+    outcomes = batch_op(emulator, edits, deferrable=False, output_path=str(tmp_path)).execute(ctx())
+    assert [o["state"] for o in outcomes] == ["success", "success"]
+    long_done = emulator.stats()["tasks"][outcomes[0]["task_id"]]["completed"]
+    (short_image,) = tmp_path.rglob("edit-1_image-0.*")
+    assert short_image.stat().st_mtime < long_done
+    assert all(o["stored_images"] for o in outcomes)

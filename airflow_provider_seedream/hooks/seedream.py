@@ -386,12 +386,16 @@ class SeedreamHook(BaseHook):
         *,
         poll_interval: float = 5.0,
         deadline: float,
+        on_end: Callable[[str, core.TaskEvent], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, core.TaskEvent]:
         """Block until every task in ``task_ids`` ends (or the deadline passes) and return each one's event.
 
         One waiter per task, polled one at a time in the order their next query falls due, and never faster than
         the connection's ``polls_per_second``: the blocking form of the batch's one deferral.
+
+        :param on_end: called with each task's id and event as soon as that task ends (say, to store its result
+            while the others still run).
         """
         now = time.time()
         policy = core.WaitPolicy(poll_interval=poll_interval, deadline=deadline)
@@ -410,6 +414,8 @@ class SeedreamHook(BaseHook):
             if step.event is not None:
                 events[task_id] = step.event
                 del due[task_id]
+                if on_end is not None:
+                    on_end(task_id, step.event)
             else:
                 due[task_id] = time.time() + step.delay
         return events

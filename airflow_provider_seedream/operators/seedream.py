@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -329,8 +330,22 @@ class SeedreamBatchEditOperator(BaseOperator):
                 kwargs={"outcomes": [o.record() for o in outcomes]},
                 timeout=waiting.defer_timeout(self.timeout),
             )
-        events = self.hook.wait_for_tasks(waiting_ids, poll_interval=self.poll_interval, deadline=plan.deadline)
-        return self._finish(context, outcomes, dict(events))
+        # Waiting here, each result is stored as soon as its task succeeds, while the others still run.
+        pending = {o.task_id: o for o in outcomes if o.waiting}
+        early: dict[int, tuple[str, ...]] = {}
+
+        def store_now(task_id: str, event: core.TaskEvent) -> None:
+            ended = batch.from_event(pending[task_id], event)
+            if self.output_path and ended.succeeded:
+                try:
+                    early[ended.index] = tuple(results.store(self, context, task_id, list(ended.result_urls),
+                                                             ended.index))
+                except exc.SeedreamStorageError:
+                    pass  # tried again with the others at the end, and reported there if it fails again
+
+        events = self.hook.wait_for_tasks(waiting_ids, poll_interval=self.poll_interval, deadline=plan.deadline,
+                                          on_end=store_now)
+        return self._finish(context, outcomes, dict(events), early)
 
     def execute_complete(self, context: Context, event: Any = None,
                          outcomes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -401,9 +416,11 @@ class SeedreamBatchEditOperator(BaseOperator):
                           sent / seconds if seconds > 0 else float("inf"))
         return outcomes
 
-    def _finish(self, context: Context, outcomes: list[batch.Outcome],
-                events: dict[Any, Any]) -> list[dict[str, Any]]:
+    def _finish(self, context: Context, outcomes: list[batch.Outcome], events: dict[Any, Any],
+                stored: dict[int, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
         ended = [batch.from_event(o, events.get(o.task_id)) if o.waiting else o for o in outcomes]
+        stored = stored or {}
+        ended = [dataclasses.replace(o, stored_images=stored[o.index]) if o.index in stored else o for o in ended]
         tally = batch.Tally.of(ended)
         self.log.info("Batch of %d edit(s) ended: %s", tally.total, tally.describe())
         for outcome in ended:
