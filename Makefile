@@ -35,7 +35,7 @@ test-oldest: venv-oldest
 
 ## Serve the emulator on http://127.0.0.1:8089 in the foreground.
 emulator: venv
-	$(VENV)/bin/python -m airflow_provider_seedream.emulator --port 8089
+	$(VENV)/bin/python -m seedream_emulator --port 8089
 
 benchmarks: venv
 	$(VENV)/bin/python benchmarks/import_cost.py

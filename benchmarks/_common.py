@@ -36,7 +36,7 @@ class Emulator:
     def __init__(self, time_scale: float, extra_args: Sequence[str] = ()) -> None:
         self.time_scale = time_scale
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_seedream.emulator", "--port", "0", "--time-scale",
+            [sys.executable, "-m", "seedream_emulator", "--port", "0", "--time-scale",
              str(time_scale), "--api-key", API_KEY, "--credits", "1e12", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DIST, closing_json, command_line, percentile, table  # noqa: E402
 
 from airflow_provider_seedream import core, schedule  # noqa: E402
-from airflow_provider_seedream.emulator.scenario import sample_duration  # noqa: E402 - the emulator's own draw
+from seedream_emulator.scenario import sample_duration  # noqa: E402 - the emulator's own draw
 
 # (now, started, last_running, poll_interval, typical_run) -> the query's rank, an absolute time: lowest goes first
 Rank = Callable[[float, float, "float | None", float, float], float]

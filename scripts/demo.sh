@@ -16,7 +16,7 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
 
 # 1. The emulator of kie.ai, on a free loopback port.
-"$venv/bin/python" -m airflow_provider_seedream.emulator --port 0 --task-seconds 4 > "$demo/emulator.log" 2>&1 &
+"$venv/bin/python" -m seedream_emulator --port 0 --task-seconds 4 > "$demo/emulator.log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT
 url=""

@@ -21,7 +21,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
-from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+from seedream_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from support import use_connection  # noqa: E402
 
 API_KEY = f"canary-{uuid.uuid4().hex}"

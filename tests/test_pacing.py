@@ -13,7 +13,7 @@ import pytest
 from support import conn_json
 
 from airflow_provider_seedream import pacing
-from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+from seedream_emulator import EmulatorConfig, EmulatorServer
 
 
 def most_in_any_window(slots: list[float], window: float) -> int:

@@ -17,7 +17,7 @@ from support import leftover_tasks, use_connection
 
 from airflow_provider_seedream import aio
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+from seedream_emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 

@@ -17,7 +17,7 @@ import requests
 
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files, uploads
-from airflow_provider_seedream.emulator.multipart import parse_multipart
+from seedream_emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from support import DictStateStore, context, use_connection
@@ -257,7 +257,7 @@ def test_a_file_that_changes_after_the_check_is_not_uploaded_half(kie, photos):
 @pytest.fixture(scope="module")
 def emulator_process():
     """The emulator in its own process, so that tracemalloc sees only the uploading side."""
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_seedream.emulator", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "seedream_emulator", "--port", "0",
                              "--no-rate-limits", "--task-seconds", "0.3"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

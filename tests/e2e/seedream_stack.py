@@ -6,7 +6,7 @@ in ``<home>/components/<name>.log``. Runs are triggered and read through the RES
 ``simple_auth_manager_all_admins``, so no login). ``stop()`` kills every process the stack started, including the
 task processes that put themselves in their own process groups, and is safe to call twice.
 
-``EmulatorProcess`` runs ``python -m airflow_provider_seedream.emulator --port 0`` and talks to its control API.
+``EmulatorProcess`` runs ``python -m seedream_emulator --port 0`` and talks to its control API.
 
 Nothing here sleeps to synchronise: every wait polls a condition against a deadline.
 """
@@ -154,7 +154,7 @@ class EmulatorProcess:
     def start(self, timeout: float = 30.0) -> EmulatorProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "airflow_provider_seedream.emulator", "--port", "0", *self.args],
+            [sys.executable, "-u", "-m", "seedream_emulator", "--port", "0", *self.args],
             stdout=subprocess.PIPE, stderr=self._log, env=_clean_env(), start_new_session=True, cwd=REPO,
         )
         assert self.proc.stdout is not None

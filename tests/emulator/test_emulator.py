@@ -31,11 +31,11 @@ import pytest
 import requests
 from PIL import Image
 
-from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
-from airflow_provider_seedream.emulator.images import encode_png_rgb
-from airflow_provider_seedream.emulator.multipart import MultipartError, parse_multipart
-from airflow_provider_seedream.emulator.scenario import Scenario
-from airflow_provider_seedream.emulator.state import ImageSpec, Task, state_at
+from seedream_emulator import EmulatorConfig, EmulatorServer
+from seedream_emulator.images import encode_png_rgb
+from seedream_emulator.multipart import MultipartError, parse_multipart
+from seedream_emulator.scenario import Scenario
+from seedream_emulator.state import ImageSpec, Task, state_at
 
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"
@@ -925,7 +925,7 @@ def test_keep_alive_and_many_concurrent_clients(emu: EmulatorServer) -> None:
 def test_cli_prints_one_line_serves_and_exits_cleanly_on_sigterm() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_seedream.emulator", "--port", "0", "--api-key", "cli-key"],
+        [sys.executable, "-m", "seedream_emulator", "--port", "0", "--api-key", "cli-key"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -953,7 +953,7 @@ def test_cli_prints_one_line_serves_and_exits_cleanly_on_sigterm() -> None:
 _WITHOUT_PILLOW = """
 import base64, json, sys, time, urllib.request
 sys.modules["PIL"] = None  # make every "import PIL..." fail, as on a machine without Pillow
-from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+from seedream_emulator import EmulatorConfig, EmulatorServer
 
 def call(url, body=None):
     data = None if body is None else json.dumps(body).encode()

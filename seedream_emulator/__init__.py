@@ -8,9 +8,9 @@ callbacks, File Upload API, credits, download-url, rate limits, pricing), as rea
 
 Start it::
 
-    python -m airflow_provider_seedream.emulator --port 0          # prints "seedream-emulator listening on URL"
+    python -m seedream_emulator --port 0          # prints "seedream-emulator listening on URL"
 
-    from airflow_provider_seedream.emulator import EmulatorConfig, EmulatorServer
+    from seedream_emulator import EmulatorConfig, EmulatorServer
     with EmulatorServer(EmulatorConfig(task_seconds=0.5)) as emu:  # port 0: a free port
         ...  # emu.url, emu.state.stats(), emu.state.add_faults("recordInfo", [{"kind": "reset"}])
 
@@ -106,11 +106,11 @@ scaled wait, rounded up to whole seconds, at least 1.
 
 from __future__ import annotations
 
-from airflow_provider_seedream.emulator.config import EmulatorConfig
-from airflow_provider_seedream.emulator.faults import ENDPOINTS, FAULT_KINDS
-from airflow_provider_seedream.emulator.scenario import OUTCOMES, Scenario
-from airflow_provider_seedream.emulator.server import EmulatorServer
-from airflow_provider_seedream.emulator.state import EmulatorState
+from seedream_emulator.config import EmulatorConfig
+from seedream_emulator.faults import ENDPOINTS, FAULT_KINDS
+from seedream_emulator.scenario import OUTCOMES, Scenario
+from seedream_emulator.server import EmulatorServer
+from seedream_emulator.state import EmulatorState
 
 __all__ = [
     "ENDPOINTS",

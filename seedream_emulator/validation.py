@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_seedream.emulator.config import (
+from seedream_emulator.config import (
     ASPECT_RATIOS,
     IMAGE_URLS_MAX,
     MODEL,

@@ -21,14 +21,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from airflow_provider_seedream.emulator import images
-from airflow_provider_seedream.emulator.config import INPUT_MIME_TYPES
-from airflow_provider_seedream.emulator.control import handle_control
-from airflow_provider_seedream.emulator.multipart import MultipartError, parse_multipart
-from airflow_provider_seedream.emulator.scenario import scenario_for_prompt
-from airflow_provider_seedream.emulator.state import EmulatorState, Lookup
-from airflow_provider_seedream.emulator.validation import validate_create_body
-from airflow_provider_seedream.emulator.wire import (
+from seedream_emulator import images
+from seedream_emulator.config import INPUT_MIME_TYPES
+from seedream_emulator.control import handle_control
+from seedream_emulator.multipart import MultipartError, parse_multipart
+from seedream_emulator.scenario import scenario_for_prompt
+from seedream_emulator.state import EmulatorState, Lookup
+from seedream_emulator.validation import validate_create_body
+from seedream_emulator.wire import (
     CODE_MESSAGES,
     Reply,
     Request,

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from airflow_provider_seedream.emulator import images
-from airflow_provider_seedream.emulator.callbacks import CallbackJob, is_loopback_host, post_callback
-from airflow_provider_seedream.emulator.config import INPUT_MAX_BYTES, INPUT_MIME_TYPES, EmulatorConfig
-from airflow_provider_seedream.emulator.faults import ENDPOINTS, validate_fault
-from airflow_provider_seedream.emulator.scenario import SLOW_FACTOR, Scenario, sample_duration
+from seedream_emulator import images
+from seedream_emulator.callbacks import CallbackJob, is_loopback_host, post_callback
+from seedream_emulator.config import INPUT_MAX_BYTES, INPUT_MIME_TYPES, EmulatorConfig
+from seedream_emulator.faults import ENDPOINTS, validate_fault
+from seedream_emulator.scenario import SLOW_FACTOR, Scenario, sample_duration
 
 #: Share of a task's duration spent in each non-terminal state (the rest is ``generating``).
 WAITING_SHARE = 0.15

@@ -1,4 +1,4 @@
-"""Command line: ``python -m airflow_provider_seedream.emulator [--port 8089] [...]``.
+"""Command line: ``python -m seedream_emulator [--port 8089] [...]``.
 
 Prints exactly one line, ``seedream-emulator listening on http://HOST:PORT``, once the socket is bound (so a
 parent process can wait for it), then serves until SIGTERM or SIGINT and exits 0.
@@ -14,14 +14,14 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_seedream.emulator.config import EmulatorConfig
-from airflow_provider_seedream.emulator.server import EmulatorServer
+from seedream_emulator.config import EmulatorConfig
+from seedream_emulator.server import EmulatorServer
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Describe the command line (every option maps to one ``EmulatorConfig`` field)."""
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_seedream.emulator",
+        prog="python -m seedream_emulator",
         description="Local emulator of the kie.ai Market API for seedream/4.5-edit (plus File Upload API).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

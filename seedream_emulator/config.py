@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_seedream.emulator.scenario import Scenario, validate_distribution
+from seedream_emulator.scenario import Scenario, validate_distribution
 
 #: The only model ``seedream/4.5-edit``'s createTask page accepts.
 MODEL = "seedream/4.5-edit"

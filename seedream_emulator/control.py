@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_seedream.emulator.callbacks import is_loopback_host
-from airflow_provider_seedream.emulator.state import EmulatorState
-from airflow_provider_seedream.emulator.wire import Reply, Request, json_reply
+from seedream_emulator.callbacks import is_loopback_host
+from seedream_emulator.state import EmulatorState
+from seedream_emulator.wire import Reply, Request, json_reply
 
 ControlHandler = Callable[[EmulatorState, Any], Reply]
 

@@ -17,10 +17,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_seedream.emulator.config import EmulatorConfig
-from airflow_provider_seedream.emulator.handlers import Dispatcher
-from airflow_provider_seedream.emulator.state import EmulatorState
-from airflow_provider_seedream.emulator.wire import Reply, Request, gateway_error
+from seedream_emulator.config import EmulatorConfig
+from seedream_emulator.handlers import Dispatcher
+from seedream_emulator.state import EmulatorState
+from seedream_emulator.wire import Reply, Request, gateway_error
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11; the package supports 3.10
