@@ -21,20 +21,25 @@ Endpoints (Bearer key required on the kie ones; any non-empty key unless ``api_k
   (1:1 4:3 3:4 16:9 9:16 2:3 3:2 21:9), ``input.quality`` (basic|high), ``input.nsfw_checker`` (bool); bad -> body
   code 422 naming the field; non-JSON body -> 422; charges ``credits_per_task`` (6.5) or answers 402
   ``Credits insufficient``; success -> ``{"code": 200, "msg": "success", "data": {"taskId": <32 hex>}}``.
-- ``GET /api/v1/jobs/recordInfo?taskId=`` - ``data`` = taskId, model, state, param (JSON *string* of the whole
-  createTask body), resultJson (JSON *string* ``{"resultUrls": [...]}`` on success, "" otherwise), failCode/failMsg
-  ("" unless failed), costTime (seconds), completeTime (ms or null), createTime, updateTime (ms), creditsConsumed.
+- ``GET /api/v1/jobs/recordInfo?taskId=`` - ``{"code": 200, "msg": "success", "data": ...}`` with ``data`` =
+  taskId, model, state, param (compact JSON *string* of the createTask body whose ``input`` is itself a JSON
+  string: ``{"input": "{...}", "model": ...}``), resultJson (JSON *string* ``{"resultUrls":[...]}`` on success, ""
+  otherwise), failCode/failMsg (null unless failed), costTime (null until done, then seconds), completeTime (ms or
+  null), createTime (ms); no updateTime, no creditsConsumed (live answers have neither).
   States: waiting (first 15 % of the duration) -> queuing (next 15 %) -> generating -> success|fail, by wall-clock
   time since creation. No taskId -> code 400 ``taskId parameter is required``.
 - ``GET /api/v1/chat/credit`` - ``data`` = balance as a float (e.g. 993.5); failed tasks are refunded.
 - ``POST /api/v1/common/download-url`` - ``{"url": <result URL from this emulator>}`` -> a fresh link valid
   20 minutes (even for an expired result URL); any other URL -> 422.
-- ``POST /api/file-stream-upload`` (multipart: file, uploadPath, fileName) and ``POST /api/file-base64-upload``
-  (JSON: base64Data raw or ``data:`` URL, uploadPath, fileName) - ``{"success": true, "code": 200, "msg": "File
+- ``POST /api/file-stream-upload`` (multipart: file, uploadPath, fileName), ``POST /api/file-base64-upload``
+  (JSON: base64Data raw or ``data:`` URL, uploadPath, fileName) and ``POST /api/file-url-upload`` (JSON: fileUrl,
+  uploadPath, fileName; the name defaults to the URL's last segment) - ``{"success": true, "code": 200, "msg": "File
   uploaded successfully", "data": {fileName, filePath, downloadUrl, fileSize, mimeType, uploadedAt}}``. Errors are
   body code 400 (the codes the upload docs list): missing uploadPath/file, more than 10 MB, or not JPEG/PNG/WebP
   (Seedream's input limits, applied at upload so a bad input fails early; ``upload_images_only`` turns the type
-  check off). In reality these live on another host; here they share the server.
+  check off). The URL upload never goes to the network: it copies only URLs of this emulator (samples, uploaded
+  files, results, download links); any other URL, or one of its own that does not resolve, answers body code 400
+  ``Failed to download file from <url>: ...``. In reality these live on another host; here they share the server.
 - ``GET /results/<taskId>/0.<png|jpg|webp>`` - the one result image of a successful task (real bytes, requested
   aspect ratio; basic = 2K class, long side 2048; high = 4K class, long side 4096). **Scaled down**: by default the
   pixel size is divided by 4 for speed (header ``X-Emulator-Scaled: 4``); ``full_size``/``--full-size`` serves the
@@ -43,25 +48,30 @@ Endpoints (Bearer key required on the kie ones; any non-empty key unless ``api_k
 - ``GET /files/<uploadPath>/<fileName>`` - uploaded files, same bytes and content type (404 after 3 days).
 - ``GET /samples/`` (JSON list) and ``GET /samples/<name>`` - product-photo-like PNG/JPEG/WebP inputs of several
   aspect ratios, the default ``image_urls`` of the demo DAG.
+- Any other path answers HTTP 404 ``{"code": 404, "msg": "Not Found"}`` whatever the method; a known path asked
+  with the wrong method answers HTTP 405 with ``Allow``.
 
 Quirks reproduced (source in brackets):
 
 - Errors inside HTTP 200 bodies: 401 ``You do not have access permissions``, 402, 422, 400 [Getting Started page;
   newer official schemas say HTTP is 200 even on failure].
-- recordInfo answers ``message`` instead of ``msg`` [Get Task Details page prose and examples].
-- ``{"code": 422, "message": "recordInfo is null", "data": null}`` for unknown ids *and* for a new task during
-  ``null_window_seconds`` (0.5 s) after creation [Get Task Details OpenAPI; third-party clients tolerate it].
-- ``param`` and ``resultJson`` are JSON strings, not objects [Get Task Details page].
+- recordInfo answers with ``msg`` like the other endpoints [live answers; OpenAPI schema]; ``record_info_message_key
+  = "message"`` switches to the ``message`` of the older Get Task Details prose, to test a client reads both.
+- ``{"code": 422, "msg": "recordInfo is null", "data": null}`` for unknown ids, and for a new task during its null
+  window after creation: none by default (published clients query at once and work in production), set per task
+  with ``null_window=`` or for all tasks with ``null_window_seconds`` [Get Task Details OpenAPI; live answers].
+- ``param`` and ``resultJson`` are JSON strings, not objects [Get Task Details page]; ``input`` inside ``param``
+  is a JSON string again [live answers].
 - Rate limits answered with a real HTTP 429, ``Retry-After`` and ``{"code": 429, "msg": ...}``, rejected not
   queued: createTask 20 per 10 s per key (sliding window), recordInfo 10 per s per key [Getting Started;
   Get Task Details].
 - Result URLs expire (403), download-url re-mints 20-minute links [Get Task Details; download-url page].
 - Fractional credit balance; 6.5 credits per Seedream 4.5 task; failed tasks cost 0 [pricing; callback schema].
 - Callbacks: on success/fail, POST ``{"code": 200|501, "msg": "Playground task completed successfully." |
-  "Playground task failed.", "data": <recordInfo data>}`` to ``callBackUrl`` - only to loopback hosts (others are
-  recorded, not sent), best effort, in a background thread; with ``webhook_hmac_key`` set, signed with
-  ``X-Webhook-Timestamp`` / ``X-Webhook-Signature`` = Base64(HMAC-SHA256(key, taskId + "." + timestamp))
-  [market callback schema; webhook-verification page].
+  "Playground task failed.", "data": <recordInfo data + updateTime (ms) + creditsConsumed (0 if failed)>}`` to
+  ``callBackUrl`` - only to loopback hosts (others are recorded, not sent), best effort, in a background thread;
+  with ``webhook_hmac_key`` set, signed with ``X-Webhook-Timestamp`` / ``X-Webhook-Signature`` =
+  Base64(HMAC-SHA256(key, taskId + "." + timestamp)) [market callback schema; webhook-verification page].
 - An input URL that points at this emulator but does not resolve (unknown sample/file, expired result) makes the
   task end in ``fail`` with failCode "422" and ``Failed to download image from <url>: ...``. Foreign hosts are never
   fetched and assumed fine.
@@ -72,7 +82,8 @@ prompts without one). Keys: ``outcome`` = success (default) | fail (failCode/fai
 server error, please try again later") | never (stays generating) | empty (success, ``resultUrls: []``) |
 bad_result_json (success, resultJson cut off) | unknown_state (state ``paused`` forever) | slow (10x duration);
 ``fail_code``; ``fail_msg`` (no commas); ``seconds`` (duration); ``format`` = png | jpeg | webp; ``expire_after``
-(result URL lifetime after completion); ``polls`` (end on the N-th visible recordInfo poll instead of by time).
+(result URL lifetime after completion); ``polls`` (end on the N-th visible recordInfo poll instead of by time);
+``null_window`` (seconds after creation during which recordInfo answers ``recordInfo is null``).
 An unknown key or value is rejected with code 422, so typos in tests do not pass silently.
 
 Control API (plain JSON, no API key, loopback clients only):
@@ -85,7 +96,7 @@ Control API (plain JSON, no API key, loopback clients only):
   ``callbacks``, ``credits``, ``config``.
 - ``POST /_emulator/reset`` - clear tasks, uploads, links, counters, faults, limits; restore the balance.
 - ``GET|POST /_emulator/config`` - read / change ``EmulatorConfig`` fields at run time, e.g. ``{"task_seconds": 1,
-  "default_scenario": {"outcome": "fail"}, "rate_limits": false}``.
+  "default_scenario": {"outcome": "fail"}, "rate_limits": false, "record_info_message_key": "message"}``.
 - ``GET|POST /_emulator/faults`` - queue transient faults: ``{"endpoint": "recordInfo", "faults": [...]}``, one
   consumed per matching request, in order, before the key check. Endpoints: createTask, recordInfo, credit,
   download-url, upload, results (also samples, files). Kinds: ``{"kind": "http", "status": 429, "retry_after": 1}``,
@@ -97,11 +108,11 @@ Control API (plain JSON, no API key, loopback clients only):
 - ``POST /_emulator/credits`` ``{"balance": 3.0}`` - set the balance; ``GET /_emulator/health``.
 
 What ``time_scale`` scales (wall seconds = emulated seconds x time_scale): task durations (``task_seconds``, the
-distribution, ``seconds=``, slow), ``null_window_seconds``, the rate-limit windows (10 s and 1 s; the counts stay
-20 and 10), ``result_ttl``, ``expire_after``, ``download_url_ttl`` (20 min), ``upload_ttl`` (3 days). Not scaled:
-the ``delay`` fault and ``retry_after`` of an ``http`` fault (they target real client timeouts), the callback
-timeout, and reported timestamps (always real wall-clock milliseconds). ``Retry-After`` from the limiter is the
-scaled wait, rounded up to whole seconds, at least 1.
+distribution, ``seconds=``, slow), ``null_window_seconds`` and ``null_window=``, the rate-limit windows (10 s and
+1 s; the counts stay 20 and 10), ``result_ttl``, ``expire_after``, ``download_url_ttl`` (20 min), ``upload_ttl``
+(3 days). Not scaled: the ``delay`` fault and ``retry_after`` of an ``http`` fault (they target real client
+timeouts), the callback timeout, and reported timestamps (always real wall-clock milliseconds). ``Retry-After``
+from the limiter is the scaled wait, rounded up to whole seconds, at least 1.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ INPUT_MAX_BYTES = 10 * 1024 * 1024
 
 MB = 1024 * 1024
 
+#: Keys a recordInfo answer may carry its message under: live answers and the OpenAPI schema use ``msg``; the Get
+#: Task Details prose and examples use ``message``.
+RECORD_INFO_MESSAGE_KEYS: tuple[str, ...] = ("msg", "message")
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -36,7 +40,11 @@ class EmulatorConfig:
     :param time_scale: wall seconds per emulated second (0.1 runs everything ten times faster).
     :param seed: seed of the duration RNG (``None``: random).
     :param default_scenario: directive keys applied to prompts that carry no ``[emulator: ...]`` directive.
-    :param null_window_seconds: how long a new task answers ``recordInfo is null``.
+    :param null_window_seconds: how long a new task answers ``recordInfo is null`` (default 0: no window, since
+        live clients that query recordInfo at once work in production); a ``null_window=`` directive overrides it
+        per task.
+    :param record_info_message_key: the key recordInfo answers carry their message under: ``"msg"`` (live answers
+        and kie's OpenAPI schema) or ``"message"`` (the older Get Task Details prose), to test a client reads both.
     :param rate_limits: enforce kie's documented request limits (429 with Retry-After).
     :param create_limit: createTask requests per ``create_window_seconds`` per API key (kie: 20 per 10 s).
     :param record_info_limit: recordInfo requests per ``record_info_window_seconds`` per key (kie: 10 per s).
@@ -61,7 +69,8 @@ class EmulatorConfig:
     time_scale: float = 1.0
     seed: int | None = None
     default_scenario: Mapping[str, Any] | None = None
-    null_window_seconds: float = 0.5
+    null_window_seconds: float = 0.0
+    record_info_message_key: str = "msg"
     rate_limits: bool = True
     create_limit: int = 20
     create_window_seconds: float = 10.0
@@ -103,6 +112,11 @@ class EmulatorConfig:
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"EmulatorConfig.{name} must be a finite number > 0, got {value!r}")
             object.__setattr__(self, name, value)
+        if self.record_info_message_key not in RECORD_INFO_MESSAGE_KEYS:
+            raise ValueError(
+                f"EmulatorConfig.record_info_message_key must be one of {', '.join(RECORD_INFO_MESSAGE_KEYS)}, "
+                f"got {self.record_info_message_key!r}"
+            )
         if self.task_seconds_dist is not None:
             validate_distribution(self.task_seconds_dist)
         if self.default_scenario is not None:

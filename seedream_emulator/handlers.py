@@ -19,15 +19,15 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from seedream_emulator import images
 from seedream_emulator.config import INPUT_MIME_TYPES
 from seedream_emulator.control import handle_control
 from seedream_emulator.multipart import MultipartError, parse_multipart
 from seedream_emulator.scenario import scenario_for_prompt
-from seedream_emulator.state import EmulatorState, Lookup
-from seedream_emulator.validation import validate_create_body
+from seedream_emulator.state import EmulatorState, ImageSpec, Lookup
+from seedream_emulator.validation import is_http_uri, validate_create_body
 from seedream_emulator.wire import (
     CODE_MESSAGES,
     Reply,
@@ -61,7 +61,19 @@ class Dispatcher:
             "/api/v1/common/download-url": ("POST", "download-url", self._download_url),
             "/api/file-stream-upload": ("POST", "upload", self._stream_upload),
             "/api/file-base64-upload": ("POST", "upload", self._base64_upload),
+            "/api/file-url-upload": ("POST", "upload", self._url_upload),
         }
+        # Paths served without a key (result, download, upload and sample files), by prefix.
+        self._file_routes: tuple[tuple[str, str, Handler], ...] = (
+            ("/results/", "results", self._result_file),
+            ("/dl/", "results", self._download_file),
+            ("/files/", "files", self._uploaded_file),
+            ("/samples", "samples", self._samples),
+        )
+
+    def _envelope(self, endpoint: str, code: int, msg: str, **kwargs: Any) -> Reply:
+        """kie's envelope, with recordInfo's message under the configured key (``msg`` unless set to ``message``)."""
+        return envelope(endpoint, code, msg, record_info_key=self.state.config.record_info_message_key, **kwargs)
 
     # ------------------------------------------------------------------ routing
 
@@ -76,16 +88,16 @@ class Dispatcher:
             if method != allowed:
                 return gateway_error(405, "Method Not Allowed", headers={"Allow": allowed})
             return self._serve(endpoint, request, api_handler, authenticated=True)
+        route = next((r for r in self._file_routes if path.startswith(r[0])), None)
+        if route is None and path != "/":
+            # An unknown path is 404 whatever the method (a gateway knows no route for it); only a known path
+            # asked with the wrong method is 405.
+            return gateway_error(404, "Not Found")
         if method != "GET":
             return gateway_error(405, "Method Not Allowed", headers={"Allow": "GET, HEAD"})
-        for prefix, endpoint, handler in (
-            ("/results/", "results", self._result_file),
-            ("/dl/", "results", self._download_file),
-            ("/files/", "files", self._uploaded_file),
-            ("/samples", "samples", self._samples),
-        ):
-            if path.startswith(prefix):
-                return self._serve(endpoint, request, handler, authenticated=False)
+        if route is not None:
+            _, endpoint, handler = route
+            return self._serve(endpoint, request, handler, authenticated=False)
         if path == "/":
             return json_reply(
                 {
@@ -110,7 +122,7 @@ class Dispatcher:
     def _admit(self, endpoint: str, request: Request) -> Reply | None:
         key_hash = self.state.check_key(request.header("Authorization"))
         if key_hash is None:
-            return envelope(endpoint, 401, CODE_MESSAGES[401])
+            return self._envelope(endpoint, 401, CODE_MESSAGES[401])
         wait = self.state.acquire_rate(endpoint, key_hash)
         if wait is not None:
             count, window = self.state.config.rate_limit(endpoint) or (0, 0.0)
@@ -144,63 +156,66 @@ class Dispatcher:
             return gateway_error(fault["status"], str(fault.get("msg") or _reason(fault["status"])), headers), False
         if kind == "body":
             code = fault["code"]
-            return envelope(endpoint, code, str(fault.get("msg") or CODE_MESSAGES.get(code, "error")), data=None), False
+            msg = str(fault.get("msg") or CODE_MESSAGES.get(code, "error"))
+            return self._envelope(endpoint, code, msg, data=None), False
         if kind == "not_json":
             return Reply(status=200, body=_NOT_JSON_BODY, content_type="text/html", code=0), False
         if kind == "echo_key":
             echoed = request.header("Authorization")
-            return envelope(endpoint, fault["code"], f"Upstream refused the request (Authorization: {echoed}); "
-                                                     f"request headers were: Authorization={echoed}", data=None), False
-        return envelope(endpoint, 200, "File uploaded successfully" if endpoint == "upload" else "success"), False
+            msg = (f"Upstream refused the request (Authorization: {echoed}); "
+                   f"request headers were: Authorization={echoed}")
+            return self._envelope(endpoint, fault["code"], msg, data=None), False
+        msg = "File uploaded successfully" if endpoint == "upload" else "success"
+        return self._envelope(endpoint, 200, msg), False
 
     # ------------------------------------------------------------------ kie API
 
     def _create_task(self, request: Request) -> Reply:
         body, error = _json_body(request)
         if error is not None:
-            return envelope("createTask", 422, f"Request body is not valid JSON: {error}", data=None)
+            return self._envelope("createTask", 422, f"Request body is not valid JSON: {error}", data=None)
         problem = validate_create_body(body)
         if problem is not None:
-            return envelope("createTask", 422, problem, data=None)
+            return self._envelope("createTask", 422, problem, data=None)
         try:
             scenario = scenario_for_prompt(body["input"]["prompt"], self.state.config.default_scenario)
         except ValueError as exc:
-            return envelope("createTask", 422, f"input.prompt: {exc}", data=None)
+            return self._envelope("createTask", 422, f"input.prompt: {exc}", data=None)
         if scenario.format not in images.supported_formats():
-            return envelope(
+            return self._envelope(
                 "createTask", 422, f"emulator cannot encode format={scenario.format} (Pillow missing)", data=None
             )
         task_id = self.state.create_task(body, scenario)
         if task_id is None:
-            return envelope("createTask", 402, CODE_MESSAGES[402], data=None)
-        return envelope("createTask", 200, "success", data={"taskId": task_id})
+            return self._envelope("createTask", 402, CODE_MESSAGES[402], data=None)
+        return self._envelope("createTask", 200, "success", data={"taskId": task_id})
 
     def _record_info(self, request: Request) -> Reply:
         values = request.query.get("taskId") or [""]
         task_id = values[0].strip()
         if not task_id:
-            return envelope("recordInfo", 400, "taskId parameter is required", data=None)
+            return self._envelope("recordInfo", 400, "taskId parameter is required", data=None)
         data = self.state.record_info(task_id)
         if data is None:
-            return envelope("recordInfo", 422, "recordInfo is null", data=None)
-        return envelope("recordInfo", 200, "success", data=data)
+            return self._envelope("recordInfo", 422, "recordInfo is null", data=None)
+        return self._envelope("recordInfo", 200, "success", data=data)
 
     def _credit(self, request: Request) -> Reply:
-        return envelope("credit", 200, "success", data=self.state.balance())
+        return self._envelope("credit", 200, "success", data=self.state.balance())
 
     def _download_url(self, request: Request) -> Reply:
         body, error = _json_body(request)
         if error is not None:
-            return envelope("download-url", 422, f"Request body is not valid JSON: {error}", data=None)
+            return self._envelope("download-url", 422, f"Request body is not valid JSON: {error}", data=None)
         url = body.get("url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
-            return envelope("download-url", 422, "url is required", data=None)
+            return self._envelope("download-url", 422, "url is required", data=None)
         link = self.state.mint_download_url(url)
         if link is None:
-            return envelope(
+            return self._envelope(
                 "download-url", 422, "url must be a file URL generated by kie.ai for this account", data=None
             )
-        return envelope("download-url", 200, "success", data=link)
+        return self._envelope("download-url", 200, "success", data=link)
 
     # ------------------------------------------------------------------ File Upload API
 
@@ -208,10 +223,10 @@ class Dispatcher:
         try:
             parts = parse_multipart(request.body, request.header("Content-Type"))
         except MultipartError as exc:
-            return envelope("upload", 400, str(exc), data=None)
+            return self._envelope("upload", 400, str(exc), data=None)
         file_part = parts.get("file")
         if file_part is None:
-            return envelope("upload", 400, "file is required (multipart field 'file')", data=None)
+            return self._envelope("upload", 400, "file is required (multipart field 'file')", data=None)
         upload_path = parts["uploadPath"].text if "uploadPath" in parts else None
         file_name = parts["fileName"].text if "fileName" in parts else None
         return self._store_upload(file_part.data, upload_path, file_name)
@@ -219,28 +234,89 @@ class Dispatcher:
     def _base64_upload(self, request: Request) -> Reply:
         body, error = _json_body(request)
         if error is not None or not isinstance(body, dict):
-            return envelope(
+            return self._envelope(
                 "upload", 400, f"Request body must be a JSON object ({error or 'not an object'})", data=None
             )
         encoded = body.get("base64Data")
         if not isinstance(encoded, str) or not encoded.strip():
-            return envelope("upload", 400, "base64Data is required", data=None)
+            return self._envelope("upload", 400, "base64Data is required", data=None)
         data = _decode_base64(encoded)
         if data is None:
-            return envelope("upload", 400, "base64Data is neither base64 nor a base64 data: URL", data=None)
+            return self._envelope("upload", 400, "base64Data is neither base64 nor a base64 data: URL", data=None)
         return self._store_upload(data, body.get("uploadPath"), body.get("fileName"))
+
+    def _url_upload(self, request: Request) -> Reply:
+        """``POST /api/file-url-upload`` ``{"fileUrl", "uploadPath", "fileName"}`` (File Upload API, URL method).
+
+        kie downloads the URL itself (30 s timeout). The emulator never goes to the network: it "downloads" only
+        URLs that point at itself (samples, uploaded files, results, download links) and answers any other URL with
+        the error a failed download gets, body code 400.
+        """
+        body, error = _json_body(request)
+        if error is not None or not isinstance(body, dict):
+            return self._envelope(
+                "upload", 400, f"Request body must be a JSON object ({error or 'not an object'})", data=None
+            )
+        url = body.get("fileUrl")
+        if not isinstance(url, str) or not url.strip():
+            return self._envelope("upload", 400, "fileUrl is required", data=None)
+        url = url.strip()
+        if not is_http_uri(url):
+            return self._envelope("upload", 400, f"fileUrl must be an http(s) URL, got {url!r}", data=None)
+        data, problem = self._fetch_own(url)
+        if data is None:
+            return self._envelope("upload", 400, f"Failed to download file from {url}: {problem}", data=None)
+        file_name = body.get("fileName")
+        if file_name is None or (isinstance(file_name, str) and not file_name.strip()):
+            # kie: "automatically extracts the file name from the URL or uses the custom one".
+            file_name = unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+        return self._store_upload(data, body.get("uploadPath"), file_name)
+
+    def _fetch_own(self, url: str) -> tuple[bytes | None, str]:
+        """Return the bytes a GET of ``url`` would serve, for URLs on this emulator; else ``(None, reason)``."""
+        if not self.state.is_own_url(url):
+            return None, "the emulator fetches no URL outside itself (only its /samples/, /files/, /results/, /dl/)"
+        path = unquote(urlsplit(url).path)
+        if path.startswith("/samples/"):
+            sample = images.find_sample(path[len("/samples/") :])
+            if sample is None:
+                return None, "HTTP 404 Not Found"
+            return self.state.images.get(("sample", sample.name), lambda: images.render_sample(sample)), ""
+        if path.startswith("/files/"):
+            upload = self.state.get_upload(path[len("/files/") :])
+            if upload.status != 200 or upload.data is None:
+                return None, "HTTP 404 Not Found"
+            return upload.data, ""
+        if path.startswith("/results/"):
+            task_id, _, name = path[len("/results/") :].partition("/")
+            return self._image_bytes(self.state.result_asset(task_id, name))
+        if path.startswith("/dl/"):
+            token, _, name = path[len("/dl/") :].partition("/")
+            return self._image_bytes(self.state.download_asset(token, name))
+        return None, "HTTP 404 Not Found"
+
+    def _image_bytes(self, lookup: Lookup) -> tuple[bytes | None, str]:
+        if lookup.status != 200 or lookup.spec is None:
+            return None, "HTTP 403 Forbidden" if lookup.status == 403 else "HTTP 404 Not Found"
+        return self._render(lookup.spec), ""
+
+    def _render(self, spec: ImageSpec) -> bytes:
+        return self.state.images.get(
+            ("result", spec.seed, spec.width, spec.height, spec.fmt),
+            lambda: images.render(spec.seed, spec.width, spec.height, spec.fmt),
+        )
 
     def _store_upload(self, data: bytes, upload_path: Any, file_name: Any) -> Reply:
         config = self.state.config
         path = upload_path.strip().strip("/") if isinstance(upload_path, str) else ""
         if not path:
-            return envelope("upload", 400, "uploadPath is required", data=None)
+            return self._envelope("upload", 400, "uploadPath is required", data=None)
         if "\\" in path or any(segment in ("", ".", "..") for segment in path.split("/")):
-            return envelope("upload", 400, f"uploadPath {upload_path!r} is not a valid relative path", data=None)
+            return self._envelope("upload", 400, f"uploadPath {upload_path!r} is not a valid relative path", data=None)
         if not data:
-            return envelope("upload", 400, "file is empty", data=None)
+            return self._envelope("upload", 400, "file is empty", data=None)
         if len(data) > config.upload_max_bytes:
-            return envelope(
+            return self._envelope(
                 "upload",
                 400,
                 f"file is {len(data)} bytes; the maximum is {config.upload_max_bytes} bytes (10 MB)",
@@ -248,10 +324,10 @@ class Dispatcher:
             )
         name = file_name.strip() if isinstance(file_name, str) else ""
         if name in (".", "..") or "/" in name or "\\" in name:
-            return envelope("upload", 400, f"fileName {file_name!r} must be a plain file name", data=None)
+            return self._envelope("upload", 400, f"fileName {file_name!r} must be a plain file name", data=None)
         mime_type = images.sniff_mime(data) or mimetypes.guess_type(name)[0] or "application/octet-stream"
         if config.upload_images_only and mime_type not in INPUT_MIME_TYPES:
-            return envelope(
+            return self._envelope(
                 "upload",
                 400,
                 f"unsupported file type {mime_type}; Seedream accepts {', '.join(INPUT_MIME_TYPES)}",
@@ -261,7 +337,7 @@ class Dispatcher:
             # kie: "a random file name is generated if fileName is omitted".
             name = f"{uuid.uuid4().hex[:16]}{mimetypes.guess_extension(mime_type) or '.bin'}"
         record = self.state.store_upload(path, name, data, mime_type)
-        return envelope("upload", 200, "File uploaded successfully", data=record)
+        return self._envelope("upload", 200, "File uploaded successfully", data=record)
 
     # ------------------------------------------------------------------ served files
 
@@ -279,10 +355,7 @@ class Dispatcher:
         if lookup.status != 200 or lookup.spec is None:
             return xml_error(404, "NoSuchKey", "The specified key does not exist.")
         spec = lookup.spec
-        data = self.state.images.get(
-            ("result", spec.seed, spec.width, spec.height, spec.fmt),
-            lambda: images.render(spec.seed, spec.width, spec.height, spec.fmt),
-        )
+        data = self._render(spec)
         return Reply(
             body=data,
             content_type=spec.mime_type,

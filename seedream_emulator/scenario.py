@@ -24,7 +24,9 @@ DEFAULT_FAIL_MSG = "Internal server error, please try again later"
 #: ``outcome=slow`` multiplies the duration by this factor.
 SLOW_FACTOR = 10.0
 #: Directive keys, for error messages.
-DIRECTIVE_KEYS: tuple[str, ...] = ("outcome", "fail_code", "fail_msg", "seconds", "format", "expire_after", "polls")
+DIRECTIVE_KEYS: tuple[str, ...] = (
+    "outcome", "fail_code", "fail_msg", "seconds", "format", "expire_after", "polls", "null_window"
+)
 
 _DIRECTIVE = re.compile(r"\[emulator:([^\]]*)\]", re.IGNORECASE)
 
@@ -41,6 +43,8 @@ class Scenario:
     :param expire_after: emulated seconds after completion at which the result URL starts answering 403;
         ``None`` means the configured ``result_ttl``.
     :param polls: if set, the task ends on its N-th visible recordInfo poll instead of after ``seconds``.
+    :param null_window: emulated seconds after creation during which recordInfo answers ``recordInfo is null``;
+        ``None`` means the configured ``null_window_seconds`` (0 by default).
     """
 
     outcome: str = "success"
@@ -50,6 +54,7 @@ class Scenario:
     format: str = "png"
     expire_after: float | None = None
     polls: int | None = None
+    null_window: float | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Scenario:
@@ -71,6 +76,7 @@ class Scenario:
             format=fmt,
             expire_after=_optional_number(values, "expire_after"),
             polls=_optional_polls(values),
+            null_window=_optional_number(values, "null_window"),
         )
 
 

@@ -144,6 +144,22 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+#: kie writes its JSON strings (param, resultJson) without spaces (live answers).
+_COMPACT = (",", ":")
+
+
+def _param(body: Mapping[str, Any]) -> str:
+    """recordInfo's ``param``: the createTask body as a JSON string whose ``input`` is itself a JSON string.
+
+    Live answers: ``{"input": "<input as JSON>", "model": ...}`` (double-encoded), compact. Other top-level fields
+    of the body (``callBackUrl``) follow, since kie documents ``param`` as the whole request.
+    """
+    outer: dict[str, Any] = {"input": json.dumps(body["input"], ensure_ascii=False, separators=_COMPACT)}
+    outer["model"] = body.get("model")
+    outer.update((key, value) for key, value in body.items() if key not in ("input", "model"))
+    return json.dumps(outer, ensure_ascii=False, separators=_COMPACT)
+
+
 class EmulatorState:
     """All mutable emulator state behind one lock; the HTTP layer calls these methods and nothing else.
 
@@ -285,6 +301,9 @@ class EmulatorState:
     def _callback_job(self, task: Task) -> CallbackJob:
         assert task.end is not None
         data = self._record_data(task, task.end)
+        # The newest callback schema carries two fields recordInfo answers do not have (market callback schema).
+        data["updateTime"] = _ms(self._update_time(task, data["state"]))
+        data["creditsConsumed"] = 0 if data["state"] == "fail" else task.credits
         if data["state"] == "success":
             payload = {"code": 200, "msg": "Playground task completed successfully.", "data": data}
         else:
@@ -395,7 +414,7 @@ class EmulatorState:
         return Task(
             task_id=uuid.uuid4().hex,
             body=body,
-            param=json.dumps(body, ensure_ascii=False),
+            param=_param(body),
             scenario=scenario,
             outcome=outcome,
             fail_code=fail_code,
@@ -429,7 +448,7 @@ class EmulatorState:
         with self._lock:
             jobs = self._settle_locked(now)
             task = self._tasks.get(task_id)
-            visible = task is not None and now - task.created >= self._config.scaled(self._config.null_window_seconds)
+            visible = task is not None and now - task.created >= self._null_window(task)
             data = None
             if task is not None and visible:
                 task.polls += 1
@@ -446,24 +465,32 @@ class EmulatorState:
         self._dispatch(jobs)
         return data
 
+    def _null_window(self, task: Task) -> float:
+        """Wall seconds after creation during which ``task`` answers ``recordInfo is null``."""
+        window = task.scenario.null_window
+        return self._config.scaled(self._config.null_window_seconds if window is None else window)
+
     def _record_data(self, task: Task, now: float) -> dict[str, Any]:
-        """Build the ``data`` object shared by recordInfo and callbacks (Get Task Details doc field names)."""
+        """Build recordInfo's ``data`` (also the base of a callback's), shaped like live recordInfo answers.
+
+        Live answers (nano-banana-2, March 2026): failCode/failMsg ``null`` unless failed, costTime ``null`` until
+        done and then in seconds, no updateTime and no creditsConsumed.
+        """
         state = state_at(task, now)
-        terminal = state in TERMINAL_STATES
+        done = state in TERMINAL_STATES and task.end is not None
         return {
             "taskId": task.task_id,
             "model": task.body.get("model"),
             "state": state,
             "param": task.param,
             "resultJson": self._result_json(task) if state == "success" else "",
-            "failCode": task.fail_code if state == "fail" else "",
-            "failMsg": task.fail_msg if state == "fail" else "",
-            # Seconds, as a real seedream/4.5-edit callback showed (the older doc page says milliseconds).
-            "costTime": round(task.end - task.created) if terminal and task.end is not None else 0,
-            "completeTime": _ms(task.end) if terminal and task.end is not None else None,
+            "failCode": task.fail_code if state == "fail" else None,
+            "failMsg": task.fail_msg if state == "fail" else None,
+            # Seconds (live answers: 274 for 273.9 s; a real seedream/4.5-edit callback: 51); the older Get Task
+            # Details page says milliseconds.
+            "costTime": round(task.end - task.created) if done and task.end is not None else None,
+            "completeTime": _ms(task.end) if done and task.end is not None else None,
             "createTime": _ms(task.created),
-            "updateTime": _ms(self._update_time(task, state)),
-            "creditsConsumed": 0 if state == "fail" else task.credits,
         }
 
     def _update_time(self, task: Task, state: str) -> float:
@@ -481,7 +508,7 @@ class EmulatorState:
         return [f"{self._base_url}/results/{task.task_id}/{task.result_name}"]
 
     def _result_json(self, task: Task) -> str:
-        text = json.dumps({"resultUrls": self._result_urls(task)})
+        text = json.dumps({"resultUrls": self._result_urls(task)}, separators=_COMPACT)
         # A resultJson that is cut off mid-string: valid for nobody's JSON parser.
         return text[: len(text) - 3] if task.outcome == "bad_result_json" else text
 

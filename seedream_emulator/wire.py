@@ -5,7 +5,8 @@ envelope rules live in one place:
 
 - kie answers most errors inside HTTP 200 with ``{"code": <int>, "msg": <str>, "data": ...}`` (newer official
   schemas: "the HTTP status is 200 even when the request fails").
-- recordInfo uses ``message`` instead of ``msg`` (Get Task Details page prose and examples).
+- recordInfo uses ``msg`` like every other endpoint (live answers; kie's OpenAPI schema); the older Get Task
+  Details prose writes ``message``, which ``EmulatorConfig.record_info_message_key`` can switch back on.
 - The File Upload API adds ``"success": true|false`` (File Upload API per-method pages).
 - Rejections by the gateway (rate limits, injected HTTP faults) use a real HTTP status and ``msg``
   (Getting Started page: "429 is returned").
@@ -70,14 +71,20 @@ def json_reply(
 
 
 def envelope(
-    endpoint: str, code: int, msg: str, data: Any = _MISSING, status: int = 200, headers: dict[str, str] | None = None
+    endpoint: str,
+    code: int,
+    msg: str,
+    data: Any = _MISSING,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    record_info_key: str = "msg",
 ) -> Reply:
-    """Build kie's envelope for ``endpoint`` (``message`` for recordInfo, ``success`` for uploads)."""
+    """Build kie's envelope for ``endpoint`` (``success`` for uploads; ``record_info_key`` for recordInfo)."""
     payload: dict[str, Any] = {}
     if endpoint == "upload":
         payload["success"] = code == 200
     payload["code"] = code
-    payload["message" if endpoint == "recordInfo" else "msg"] = msg
+    payload[record_info_key if endpoint == "recordInfo" else "msg"] = msg
     if data is not _MISSING:
         payload["data"] = data
     return json_reply(payload, status=status, headers=headers, code=code)

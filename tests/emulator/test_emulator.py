@@ -43,11 +43,13 @@ CREDIT = "/api/v1/chat/credit"
 DOWNLOAD_URL = "/api/v1/common/download-url"
 STREAM_UPLOAD = "/api/file-stream-upload"
 BASE64_UPLOAD = "/api/file-base64-upload"
+URL_UPLOAD = "/api/file-url-upload"
 KEY = "test-key"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Fast settings shared by the module's server; each test starts from these (rate limits off unless tested).
-BASELINE = EmulatorConfig(task_seconds=0.3, null_window_seconds=0.1, rate_limits=False, callback_timeout=2.0)
+#: ``null_window_seconds`` and ``record_info_message_key`` keep their defaults (no window, ``msg``), as users get them.
+BASELINE = EmulatorConfig(task_seconds=0.3, rate_limits=False, callback_timeout=2.0)
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -228,63 +230,120 @@ def test_multipart_parser_handles_quoting_and_binary() -> None:
 
 
 def test_task_lifecycle_and_record_shape(api: Api) -> None:
-    reply = api.create("Turn the sneaker red [emulator: seconds=1.5]")
+    prompt = "Turn the sneaker red [emulator: seconds=1.5]"
+    reply = api.create(prompt, callBackUrl="http://127.0.0.1:9/hook")
     assert reply.status_code == 200
     created = reply.json()
     assert created["code"] == 200 and created["msg"] == "success"
     task_id = created["data"]["taskId"]
     assert len(task_id) == 32 and int(task_id, 16) >= 0
 
-    # Right after creation kie may not know the task yet; the quirk uses "message", not "msg".
-    fresh = api.record(task_id)
-    assert fresh == {"code": 422, "message": "recordInfo is null", "data": None}
+    # No null window by default: a task is known from its first query on, like the live API (published clients
+    # query at once). Not done yet: failCode/failMsg/costTime/completeTime are null, as in live answers.
+    fresh = api.get(RECORD, params={"taskId": task_id}).json()
+    assert set(fresh) == {"code", "msg", "data"} and (fresh["code"], fresh["msg"]) == (200, "success")
+    assert fresh["data"]["state"] in ("waiting", "queuing")
+    assert fresh["data"]["failCode"] is None and fresh["data"]["failMsg"] is None
+    assert fresh["data"]["costTime"] is None and fresh["data"]["completeTime"] is None
+    assert fresh["data"]["resultJson"] == ""
 
     order = ["waiting", "queuing", "generating", "success"]
-    seen: list[str] = []
+    seen: list[str] = [fresh["data"]["state"]]
 
     def finished() -> bool:
         reply = api.record(task_id)
         if reply["code"] == 200:
             seen.append(reply["data"]["state"])
-        return bool(seen) and seen[-1] == "success"
+            if reply["data"]["state"] != "success":
+                assert reply["data"]["costTime"] is None and reply["data"]["failCode"] is None
+        return seen[-1] == "success"
 
     wait_until(finished, timeout=6, interval=0.01)
     assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen), seen
     assert {"generating", "success"} <= set(seen)
 
     reply = api.get(RECORD, params={"taskId": task_id}).json()
-    assert reply["code"] == 200 and reply["message"] == "success" and "msg" not in reply
+    assert reply["code"] == 200 and reply["msg"] == "success" and "message" not in reply
     data = reply["data"]
-    assert set(data) == {
-        "taskId",
-        "model",
-        "state",
-        "param",
-        "resultJson",
-        "failCode",
-        "failMsg",
-        "costTime",
-        "completeTime",
+    # Live answers carry no updateTime and no creditsConsumed.
+    assert list(data) == [
+        "taskId", "model", "state", "param", "resultJson", "failCode", "failMsg", "costTime", "completeTime",
         "createTime",
-        "updateTime",
-        "creditsConsumed",
-    }
+    ]
     assert data["model"] == "seedream/4.5-edit" and data["taskId"] == task_id
-    assert isinstance(data["param"], str)
-    assert json.loads(data["param"]) == task_body(api.url, "Turn the sneaker red [emulator: seconds=1.5]")
-    assert isinstance(data["resultJson"], str)
+    # param: a compact JSON string of the request whose "input" is itself a JSON string (live answers).
+    body = task_body(api.url, prompt, callBackUrl="http://127.0.0.1:9/hook")
+    assert isinstance(data["param"], str) and data["param"].startswith('{"input":"{')
+    param = json.loads(data["param"])
+    assert list(param) == ["input", "model", "callBackUrl"]
+    assert isinstance(param["input"], str) and json.loads(param["input"]) == body["input"]
+    assert param["model"] == "seedream/4.5-edit" and param["callBackUrl"] == body["callBackUrl"]
+    assert isinstance(data["resultJson"], str) and data["resultJson"].startswith('{"resultUrls":["')
     urls = json.loads(data["resultJson"])["resultUrls"]
     assert urls == [f"{api.url}/results/{task_id}/0.png"]
-    assert data["failCode"] == "" and data["failMsg"] == ""
-    assert data["createTime"] <= data["updateTime"] <= data["completeTime"]
+    assert data["failCode"] is None and data["failMsg"] is None
+    assert data["createTime"] <= data["completeTime"]
     assert 1400 <= data["completeTime"] - data["createTime"] <= 1600
-    assert data["creditsConsumed"] == 6.5 and isinstance(data["costTime"], int)
+    # costTime in seconds (1.5 s task), not milliseconds.
+    assert isinstance(data["costTime"], int) and data["costTime"] in (1, 2)
 
 
 def test_record_info_errors(api: Api) -> None:
-    assert api.get(RECORD).json() == {"code": 400, "message": "taskId parameter is required", "data": None}
+    assert api.get(RECORD).json() == {"code": 400, "msg": "taskId parameter is required", "data": None}
     assert api.get(RECORD, params={"taskId": ""}).json()["code"] == 400
+    assert api.record("0" * 32) == {"code": 422, "msg": "recordInfo is null", "data": None}
+
+
+def test_record_info_message_key_option_switches_to_message(api: Api, emu: EmulatorServer) -> None:
+    task_id = api.create_id("x [emulator: seconds=0.1]")
+    reply = requests.post(f"{emu.url}/_emulator/config", json={"record_info_message_key": "message"}, timeout=5)
+    assert reply.status_code == 200 and reply.json()["config"]["record_info_message_key"] == "message"
+    answer = api.wait_state(task_id, ("success",))
+    assert answer["taskId"] == task_id
+    done = api.get(RECORD, params={"taskId": task_id}).json()
+    assert set(done) == {"code", "message", "data"} and done["message"] == "success"
+    assert api.get(RECORD).json() == {"code": 400, "message": "taskId parameter is required", "data": None}
     assert api.record("0" * 32) == {"code": 422, "message": "recordInfo is null", "data": None}
+    with Api(emu.url, key=None) as anonymous:
+        assert anonymous.get(RECORD, params={"taskId": task_id}).json() == {
+            "code": 401, "message": "You do not have access permissions"
+        }
+    emu.state.add_faults("recordInfo", [{"kind": "body", "code": 455}])
+    assert set(api.get(RECORD, params={"taskId": task_id}).json()) == {"code", "message", "data"}
+    # Only recordInfo changes: the other endpoints keep "msg".
+    assert set(api.get(CREDIT).json()) == {"code", "msg", "data"}
+    assert set(api.create().json()) == {"code", "msg", "data"}
+
+    requests.post(f"{emu.url}/_emulator/config", json={"record_info_message_key": "msg"}, timeout=5)
+    assert set(api.get(RECORD, params={"taskId": task_id}).json()) == {"code", "msg", "data"}
+    bad = requests.post(f"{emu.url}/_emulator/config", json={"record_info_message_key": "text"}, timeout=5)
+    assert bad.status_code == 400 and "record_info_message_key" in bad.json()["error"]
+    assert emu.state.config.record_info_message_key == "msg"
+
+
+def test_null_window_is_off_by_default_and_set_by_directive_or_config(api: Api, emu: EmulatorServer) -> None:
+    assert EmulatorConfig().null_window_seconds == 0
+    assert requests.get(f"{emu.url}/_emulator/config", timeout=5).json()["config"]["null_window_seconds"] == 0
+    plain = api.create_id("plain [emulator: seconds=5]")
+    assert api.record(plain)["code"] == 200
+
+    started = time.monotonic()
+    windowed = api.create_id("x [emulator: null_window=0.5, seconds=5]")
+    assert api.record(windowed) == {"code": 422, "msg": "recordInfo is null", "data": None}
+    wait_until(lambda: api.record(windowed)["code"] == 200, timeout=5)
+    assert time.monotonic() - started >= 0.5
+    assert api.record(windowed)["data"]["state"] in ("waiting", "queuing")
+
+    # The config field gives every task a window (tests/conftest.py relies on this); a directive overrides it.
+    requests.post(f"{emu.url}/_emulator/config", json={"null_window_seconds": 0.5}, timeout=5).raise_for_status()
+    configured = api.create_id("plain again [emulator: seconds=5]")
+    opted_out = api.create_id("x [emulator: null_window=0, seconds=5]")
+    assert api.record(configured)["code"] == 422
+    assert api.record(opted_out)["code"] == 200
+    wait_until(lambda: api.record(configured)["code"] == 200, timeout=5)
+
+    bad = api.create("x [emulator: null_window=soon]").json()
+    assert bad["code"] == 422 and "null_window" in bad["msg"]
 
 
 def _long_prompt(n: int) -> str:
@@ -344,7 +403,7 @@ def test_auth_failures_are_401_in_body(emu: EmulatorServer) -> None:
         reply = anonymous.create()
         assert reply.status_code == 200 and reply.json() == expected
         assert anonymous.get(CREDIT).json() == expected
-        assert anonymous.get(RECORD, params={"taskId": "x"}).json() == {"code": 401, "message": expected["msg"]}
+        assert anonymous.get(RECORD, params={"taskId": "x"}).json() == expected
         assert anonymous.get(CREDIT, headers={"Authorization": "Basic abc"}).json() == expected
         assert anonymous.get(CREDIT, headers={"Authorization": "Bearer "}).json() == expected
     emu.state.update_config({"api_keys": ["right-key"]})
@@ -361,6 +420,18 @@ def test_auth_failures_are_401_in_body(emu: EmulatorServer) -> None:
 # --------------------------------------------------------------------------- credits
 
 
+def test_credit_balance_keeps_its_fractions(api: Api, emu: EmulatorServer) -> None:
+    # Live answers report fractional balances (72.62) despite the docs' "integer".
+    requests.post(f"{emu.url}/_emulator/credits", json={"balance": 72.62}, timeout=5).raise_for_status()
+    reply = api.get(CREDIT)
+    assert json.loads(reply.text) == {"code": 200, "msg": "success", "data": 72.62}
+    emu.state.update_config({"credits_per_task": 0.37})
+    api.create_id()
+    api.create_id()
+    charged = api.get(CREDIT)
+    assert '"data": 71.88' in charged.text and charged.json()["data"] == 71.88
+
+
 def test_credits_are_fractional_charged_at_creation_and_refunded_on_failure(api: Api, emu: EmulatorServer) -> None:
     assert api.get(CREDIT).json() == {"code": 200, "msg": "success", "data": 1000.0}
     api.create_id()
@@ -368,8 +439,8 @@ def test_credits_are_fractional_charged_at_creation_and_refunded_on_failure(api:
     assert balance == 993.5 and isinstance(balance, float)
     failed = api.create_id("x [emulator: outcome=fail, seconds=0.2]")
     assert api.get(CREDIT).json()["data"] == 987.0
-    data = api.wait_state(failed, ("fail",))
-    assert data["creditsConsumed"] == 0
+    api.wait_state(failed, ("fail",))
+    assert stats(emu)["tasks"][failed]["creditsConsumed"] == 0
     assert api.get(CREDIT).json()["data"] == 993.5
 
     requests.post(f"{emu.url}/_emulator/credits", json={"balance": 6.0}, timeout=5).raise_for_status()
@@ -386,7 +457,8 @@ def test_outcome_fail_reports_code_and_message(api: Api) -> None:
     data = api.wait_state(task_id, ("fail", "success"))
     assert data["state"] == "fail"
     assert data["failCode"] == "501" and data["failMsg"] == "Content violates policy"
-    assert data["resultJson"] == "" and data["completeTime"] is not None and data["creditsConsumed"] == 0
+    assert data["resultJson"] == "" and data["completeTime"] is not None
+    assert isinstance(data["costTime"], int) and "creditsConsumed" not in data and "updateTime" not in data
 
 
 def test_outcome_fail_defaults(api: Api) -> None:
@@ -602,6 +674,71 @@ def test_base64_upload_raw_and_data_url(api: Api) -> None:
     assert api.get(named["data"]["downloadUrl"]).content == data
 
 
+def test_url_upload_copies_the_emulators_own_files(api: Api) -> None:
+    sample_url = f"{api.url}/samples/sneaker-1x1.png"
+    sample = api.get(sample_url).content
+    reply = api.post(URL_UPLOAD, json={"fileUrl": sample_url, "uploadPath": "images/from-url"})
+    assert reply.status_code == 200
+    payload = reply.json()
+    assert payload["success"] is True and payload["code"] == 200 and payload["msg"] == "File uploaded successfully"
+    record = payload["data"]
+    assert set(record) == {"fileName", "filePath", "downloadUrl", "fileSize", "mimeType", "uploadedAt"}
+    # Without fileName, kie takes the name from the URL.
+    assert (record["fileName"], record["filePath"]) == ("sneaker-1x1.png", "images/from-url/sneaker-1x1.png")
+    assert (record["fileSize"], record["mimeType"]) == (len(sample), "image/png")
+    copied = api.get(record["downloadUrl"])
+    assert copied.content == sample and copied.headers["Content-Type"] == "image/png"
+
+    # An uploaded file, by URL again, under a name of our own.
+    again = api.post(URL_UPLOAD, json={"fileUrl": record["downloadUrl"], "uploadPath": "copies",
+                                       "fileName": "again.png"}).json()
+    assert again["code"] == 200 and again["data"]["filePath"] == "copies/again.png"
+    assert api.get(again["data"]["downloadUrl"]).content == sample
+
+    # A result image, and a download-url link to it.
+    done = api.wait_state(api.create_id(aspect_ratio="16:9"), ("success",))
+    result_url = json.loads(done["resultJson"])["resultUrls"][0]
+    result = api.get(result_url).content
+    from_result = api.post(URL_UPLOAD, json={"fileUrl": result_url, "uploadPath": "results"}).json()
+    assert from_result["code"] == 200 and from_result["data"]["fileName"] == "0.png"
+    assert api.get(from_result["data"]["downloadUrl"]).content == result
+    link = api.post(DOWNLOAD_URL, json={"url": result_url}).json()["data"]
+    from_link = api.post(URL_UPLOAD, json={"fileUrl": link, "uploadPath": "links", "fileName": "l.png"}).json()
+    assert from_link["code"] == 200 and api.get(from_link["data"]["downloadUrl"]).content == result
+
+    # The copy is a valid Seedream input.
+    task = api.wait_state(api.create_id(image_urls=[record["downloadUrl"]]), ("success", "fail"))
+    assert task["state"] == "success"
+
+
+def test_url_upload_rejections_are_400_in_body(api: Api, emu: EmulatorServer) -> None:
+    def upload(body: Any) -> dict[str, Any]:
+        reply = api.post(URL_UPLOAD, json=body)
+        assert reply.status_code == 200
+        return dict(reply.json())
+
+    foreign = upload({"fileUrl": "https://example.com/images/sample.jpg", "uploadPath": "x"})
+    assert foreign["success"] is False and foreign["code"] == 400 and foreign["data"] is None
+    assert foreign["msg"].startswith("Failed to download file from https://example.com/images/sample.jpg")
+    missing = upload({"fileUrl": f"{api.url}/samples/nope.png", "uploadPath": "x"})
+    assert missing["code"] == 400 and "404" in missing["msg"]
+    expired = api.wait_state(api.create_id("x [emulator: expire_after=0]"), ("success",))
+    gone = upload({"fileUrl": json.loads(expired["resultJson"])["resultUrls"][0], "uploadPath": "x"})
+    assert gone["code"] == 400 and "403" in gone["msg"]
+    assert "fileUrl is required" in upload({"uploadPath": "x"})["msg"]
+    assert "http(s)" in upload({"fileUrl": "ftp://example.com/a.png", "uploadPath": "x"})["msg"]
+    assert "uploadPath" in upload({"fileUrl": f"{api.url}/samples/sneaker-1x1.png"})["msg"]
+    assert upload("not an object")["code"] == 400
+    not_json = api.post(URL_UPLOAD, data=b"{nope", headers={"Content-Type": "application/json"}).json()
+    assert not_json["success"] is False and not_json["code"] == 400
+    with Api(emu.url, key=None) as anonymous:
+        assert anonymous.post(URL_UPLOAD, json={"fileUrl": "x"}).json() == {
+            "success": False, "code": 401, "msg": "You do not have access permissions"
+        }
+    snapshot = stats(emu)
+    assert snapshot["uploads"] == 0 and snapshot["requests"]["upload"] == 9
+
+
 @pytest.mark.parametrize(
     ("kind", "fragment"),
     [
@@ -684,6 +821,10 @@ def test_callbacks_on_success_and_failure(api: Api, emu: EmulatorServer, receive
     assert body["code"] == 200 and body["msg"] == "Playground task completed successfully."
     assert body["data"]["taskId"] == ok and body["data"]["state"] == "success"
     assert json.loads(body["data"]["resultJson"])["resultUrls"]
+    # Callbacks keep the newest callback schema's updateTime and creditsConsumed, which recordInfo answers lack.
+    assert body["data"]["creditsConsumed"] == 6.5 and body["data"]["updateTime"] == body["data"]["completeTime"]
+    assert body["data"]["failCode"] is None and isinstance(body["data"]["costTime"], int)
+    assert set(api.record(ok)["data"]) == set(body["data"]) - {"updateTime", "creditsConsumed"}
     assert "X-Webhook-Signature" in headers and headers["X-Webhook-Timestamp"].isdigit()
 
     failed = api.create_id("x [emulator: outcome=fail]", callBackUrl=receiver.url)
@@ -722,7 +863,7 @@ def test_fault_code_in_body(api: Api, emu: EmulatorServer, code: int) -> None:
     emu.state.add_faults("recordInfo", [{"kind": "body", "code": code}])
     reply = api.get(RECORD, params={"taskId": "x"})
     assert reply.status_code == 200
-    assert reply.json()["code"] == code and reply.json()["data"] is None and reply.json()["message"]
+    assert reply.json()["code"] == code and reply.json()["data"] is None and reply.json()["msg"]
 
 
 def test_faults_are_consumed_in_order_per_endpoint(api: Api, emu: EmulatorServer) -> None:
@@ -882,7 +1023,7 @@ def test_stats_count_requests_per_endpoint_and_second(api: Api, emu: EmulatorSer
     assert all(abs(int(second) - time.time()) < 60 for second in snapshot["per_second"]["credit"])
     task = snapshot["tasks"][task_id]
     assert task["outcome"] == "success" and task["input"]["aspect_ratio"] == "1:1" and task["created"] > 0
-    assert snapshot["responses"]["recordInfo"] == {"422": 1}
+    assert snapshot["responses"]["recordInfo"] == {"200": 1}
     requests.post(f"{emu.url}/_emulator/reset", timeout=5).raise_for_status()
     cleared = stats(emu)
     assert cleared["created_task_ids"] == [] and cleared["requests"]["createTask"] == 0
@@ -899,9 +1040,17 @@ def test_config_endpoint_updates_and_rejects_unknown_fields(emu: EmulatorServer)
 
 
 def test_wrong_method_and_unknown_path(api: Api) -> None:
-    assert api.get(CREATE).status_code == 405
-    assert api.post(CREDIT).status_code == 405
-    assert api.get("/api/v1/nothing").status_code == 404
+    # A known path with the wrong method: 405 naming the allowed one.
+    for method, path, allowed in (("GET", CREATE, "POST"), ("POST", CREDIT, "GET"), ("GET", URL_UPLOAD, "POST"),
+                                  ("POST", "/samples/", "GET, HEAD"), ("DELETE", "/results/x/0.png", "GET, HEAD")):
+        reply = api.session.request(method, api.url + path, timeout=5)
+        assert reply.status_code == 405 and reply.headers["Allow"] == allowed, (method, path)
+    # An unknown path: 404 whatever the method (it used to be 405 for anything but GET).
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        for path in ("/api/v1/nothing", "/api/v1/jobs/createTaskX", "/api/file-upload", "/nothing"):
+            reply = api.session.request(method, api.url + path, timeout=5)
+            assert reply.status_code == 404, (method, path)
+            assert reply.json() == {"code": 404, "msg": "Not Found"}
 
 
 def test_keep_alive_and_many_concurrent_clients(emu: EmulatorServer) -> None:
