@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from airflow_provider_seedream import core, limits
+from airflow_provider_seedream import connection, limits, wire
 from airflow_provider_seedream import exceptions as exc
 
 #: Pause applied to the budget when kie answers 429 without a usable ``Retry-After`` (its recordInfo window is 1 s).
@@ -192,8 +192,8 @@ def _rate_limit_listener(budget: PollBudget) -> Callable[[httpx.Response], Await
     """
 
     async def on_response(response: httpx.Response) -> None:
-        if response.status_code == 429 and response.request.url.path.endswith(core.RECORD_INFO_PATH):
-            retry_after = core.parse_retry_after(response.headers.get("Retry-After"))
+        if response.status_code == 429 and response.request.url.path.endswith(wire.RECORD_INFO_PATH):
+            retry_after = wire.parse_retry_after(response.headers.get("Retry-After"))
             budget.pause(retry_after if retry_after is not None else DEFAULT_RATE_LIMIT_PAUSE)
 
     return on_response
@@ -214,11 +214,11 @@ def _ssl_context() -> ssl.SSLContext:
     return _SSL_CONTEXT
 
 
-def _new_client(settings: core.ConnectionSettings, budget: PollBudget) -> httpx.AsyncClient:
+def _new_client(settings: connection.ConnectionSettings, budget: PollBudget) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         headers=settings.headers,
         verify=_ssl_context(),
-        timeout=httpx.Timeout(settings.timeout, connect=core.CONNECT_TIMEOUT_SECONDS),
+        timeout=httpx.Timeout(settings.timeout, connect=connection.CONNECT_TIMEOUT_SECONDS),
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         follow_redirects=False,
         trust_env=not settings.direct,  # a plain-http (loopback) base is never reached through a proxy
@@ -232,7 +232,7 @@ async def _close(shared: _Shared) -> None:
 
 
 @asynccontextmanager
-async def lease(settings: core.ConnectionSettings) -> AsyncIterator[tuple[httpx.AsyncClient, PollBudget]]:
+async def lease(settings: connection.ConnectionSettings) -> AsyncIterator[tuple[httpx.AsyncClient, PollBudget]]:
     """Lend the shared client and budget for ``settings``'s key; the client closes when its last lease ends.
 
     Leases nest and are cheap: hold one for a whole wait so that the client is not reopened between polls. When two

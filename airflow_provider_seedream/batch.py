@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import request, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
 #: The request fields an item of ``edits`` may hold: the ``SeedreamEditOperator`` parameters that shape the request.
@@ -60,7 +60,7 @@ def check_edits(value: Any) -> list[dict[str, Any]]:
     checked like ``SeedreamEditOperator``'s, by the operator, before the first submit.
     """
     if isinstance(value, str) and value.strip() == "None":
-        raise exc.SeedreamValidationError(f"edits: {core.RENDERED_NONE}", field="edits", code=None)
+        raise exc.SeedreamValidationError(f"edits: {request.RENDERED_NONE}", field="edits", code=None)
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         raise exc.SeedreamValidationError(
             f"edits: must be a list of dicts (one per edit: {', '.join(EDIT_FIELDS)}), got {type(value).__name__}",
@@ -111,7 +111,7 @@ def read_saved(value: Any, fingerprint: str) -> Saved:
     if not isinstance(value, Mapping) or value.get("fingerprint") != fingerprint:
         return Saved()
     task_id = value.get("task_id")
-    if core.is_task_id(task_id):
+    if wire.is_task_id(task_id):
         return Saved(task_id=task_id)
     since = value.get("in_flight_since")
     if isinstance(since, (int, float)) and not isinstance(since, bool):
@@ -141,12 +141,12 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == core.STATE_SUCCESS
+        return self.state == wire.STATE_SUCCESS
 
     @property
     def waiting(self) -> bool:
         """Submitted and not yet known to have ended: the wait decides."""
-        return self.task_id is not None and self.state not in core.TERMINAL_STATES \
+        return self.task_id is not None and self.state not in wire.TERMINAL_STATES \
             and self.state not in (STATE_UNCERTAIN, STATE_ERROR, STATE_TIMEOUT)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class Outcome:
     def from_record(cls, data: Mapping[str, Any]) -> Outcome:
         task_id = data.get("task_id")
         if task_id is not None:
-            task_id = core.check_task_id(task_id, "outcome.task_id")
+            task_id = wire.check_task_id(task_id, "outcome.task_id")
         return cls(index=int(data["index"]), state=str(data["state"]), task_id=task_id,
                    result_urls=tuple(data.get("result_urls") or ()),
                    stored_images=tuple(data.get("stored_images") or ()),
@@ -169,7 +169,7 @@ class Outcome:
 
 
 def submitted(index: int, task_id: str) -> Outcome:
-    return Outcome(index, core.STATE_WAITING, task_id)
+    return Outcome(index, wire.STATE_WAITING, task_id)
 
 
 def not_sent(index: int, state: str, message: str, code: int | None = None) -> Outcome:
@@ -180,14 +180,14 @@ def from_event(outcome: Outcome, event: Any) -> Outcome:
     """Read the wait's event for a submitted item: the same checks a single wait's event passes."""
     assert outcome.task_id is not None
     try:
-        task = core.resolve_event(event, outcome.task_id)
+        task = waitstate.resolve_event(event, outcome.task_id)
     except exc.SeedreamTaskFailedError as failed:
-        return Outcome(outcome.index, core.STATE_FAIL, outcome.task_id, fail_code=failed.task.fail_code,
+        return Outcome(outcome.index, wire.STATE_FAIL, outcome.task_id, fail_code=failed.task.fail_code,
                        fail_msg=failed.task.fail_msg)
     except exc.SeedreamError as error:
         state = STATE_TIMEOUT if isinstance(error, exc.SeedreamTimeoutError) else STATE_ERROR
         return Outcome(outcome.index, state, outcome.task_id, fail_code=type(error).__name__, fail_msg=str(error))
-    return Outcome(outcome.index, core.STATE_SUCCESS, outcome.task_id, result_urls=task.result_urls)
+    return Outcome(outcome.index, wire.STATE_SUCCESS, outcome.task_id, result_urls=task.result_urls)
 
 
 @dataclass
@@ -205,7 +205,7 @@ class Tally:
 
     @property
     def succeeded(self) -> int:
-        return self.counts.get(core.STATE_SUCCESS, 0)
+        return self.counts.get(wire.STATE_SUCCESS, 0)
 
     @property
     def total(self) -> int:

@@ -12,7 +12,7 @@ from airflow_provider_seedream.version_compat import AirflowException, AirflowFa
 
 
 class FailedTask(Protocol):
-    """What a failed remote task tells (``core.SeedreamTask`` is one): the errors need nothing more of it."""
+    """What a failed remote task tells (``wire.SeedreamTask`` is one): the errors need nothing more of it."""
 
     @property
     def task_id(self) -> str: ...

@@ -1,6 +1,6 @@
 """Decisions about image files, free of I/O: input checks, upload framing, stored names, download retries.
 
-The companion of ``core`` for moving image bytes. ``uploads`` (local and bucket inputs -> kie's File Upload API) and
+The companion of ``request`` for moving image bytes. ``uploads`` (local and bucket inputs -> kie's File Upload API) and
 ``storage`` (result images -> durable object storage) are the I/O shells; every rule they follow is a pure function
 here, with table tests in ``tests/test_storage.py`` and ``tests/test_uploads.py``.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_seedream import core, limits
+from airflow_provider_seedream import limits, request, wire
 
 #: Seedream 4.5 input limit per image ("max 10 MB", createTask page), applied before anything is uploaded.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
@@ -75,36 +75,36 @@ def classify_image_input(index: int, value: Any) -> ImageInput:
     """Tell a public http(s) URL from a local path or an object storage URI; raise naming the field if neither.
 
     ``value`` is a string here (the shell turns path objects into their URI first). An ``http(s)://`` value is a URL
-    (checked later by ``core.check_http_url``); ``scheme://...`` is an object storage URI for Airflow's
+    (checked later by ``request.check_http_url``); ``scheme://...`` is an object storage URI for Airflow's
     ``ObjectStoragePath``; anything else without a scheme is a local path.
     """
     field_name = f"image_urls[{index}]"
     if not isinstance(value, str):
-        raise core.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI string, "
-                                        f"got {type(value).__name__} {core.short(value)}")
+        raise request.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI string, "
+                                        f"got {type(value).__name__} {request.short(value)}")
     text = value.strip()
     if not text or "\x00" in text:
-        raise core.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI, "
-                                        f"got {core.short(value)}")
+        raise request.invalid(field_name, f"must be an http(s) URL, a local path or an object storage URI, "
+                                        f"got {request.short(value)}")
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https"):
         return ImageInput(index, "url", value)
     if "://" in text and not scheme:
-        raise core.invalid(field_name, f"has no scheme before '://': {core.short(value)}")
+        raise request.invalid(field_name, f"has no scheme before '://': {request.short(value)}")
     return ImageInput(index, "storage", text)
 
 
 def check_input_file(field_name: str, *, size: int, head: bytes, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """Return the content type of an input file, or raise naming the field: empty, too big, or not jpeg/png/webp."""
     if size <= 0:
-        raise core.invalid(field_name, "is an empty file")
+        raise request.invalid(field_name, "is an empty file")
     if size > max_bytes:
-        raise core.invalid(field_name, f"is {size:,} bytes; Seedream accepts at most {max_bytes:,} bytes "
+        raise request.invalid(field_name, f"is {size:,} bytes; Seedream accepts at most {max_bytes:,} bytes "
                                         f"({max_bytes / 1024 / 1024:g} MB) per image")
     found = sniff_image(head)
     if found not in IMAGE_EXTENSIONS:
         what = f"a {found.split('/')[1].upper()} image" if found else "not an image file we recognise"
-        raise core.invalid(field_name, f"is {what}; Seedream accepts JPEG, PNG or WebP (checked by content, "
+        raise request.invalid(field_name, f"is {what}; Seedream accepts JPEG, PNG or WebP (checked by content, "
                                         f"not by name)")
     return found
 
@@ -301,21 +301,21 @@ def asset_uri(uri: str) -> str:
 def check_output_path(value: Any) -> str:
     """Check the shape of ``output_path`` (a local path or a ``scheme://`` URI) before anything is paid for."""
     if not isinstance(value, str) or not value.strip():
-        raise core.invalid("output_path", f"must be a local path or an object storage URI such as "
-                                           f"s3://bucket/prefix, got {core.short(value)}")
+        raise request.invalid("output_path", f"must be a local path or an object storage URI such as "
+                                           f"s3://bucket/prefix, got {request.short(value)}")
     text = value.strip()
     if "\x00" in text:
-        raise core.invalid("output_path", f"contains a NUL character: {core.short(value)}")
+        raise request.invalid("output_path", f"contains a NUL character: {request.short(value)}")
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        raise core.invalid("output_path", f"must be writable storage (a local path, file://, s3://, gs://, ...), "
-                                           f"not a web URL: {core.short(redact_url(text))}")
+        raise request.invalid("output_path", f"must be writable storage (a local path, file://, s3://, gs://, ...), "
+                                           f"not a web URL: {request.short(redact_url(text))}")
     return text
 
 
 def storage_error_message(task_id: str, urls: list[str], problem: str) -> str:
     """Say what could not be stored while still naming every result URL, so nothing paid for is lost silently."""
     return (f"Seedream task {task_id} succeeded but its result could not be stored: {problem}. Result URL(s), "
-            f"temporary (about 24 h, sometimes much less): {core.describe_urls(urls)}. Retrying this Airflow task "
+            f"temporary (about 24 h, sometimes much less): {wire.describe_urls(urls)}. Retrying this Airflow task "
             f"re-reads the same kie task (no new cost) and stores again")
 

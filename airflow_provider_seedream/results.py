@@ -11,7 +11,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import batch, core, files, links
+from airflow_provider_seedream import batch, files, links, wire
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ RETURN_RESULT_URLS = "result_urls"
 RETURN_TASK_ID = "task_id"
 
 
-def end_xcoms(task: core.SeedreamTask, returns: str) -> dict[str, Any]:
+def end_xcoms(task: wire.SeedreamTask, returns: str) -> dict[str, Any]:
     """Return the XComs a succeeded wait pushes when the triggerer ends the task (no resume on a worker).
 
     The same keys ``deliver`` pushes on a worker, plus the extra link's value (Airflow stores it under the link's
@@ -49,7 +49,7 @@ def end_xcoms(task: core.SeedreamTask, returns: str) -> dict[str, Any]:
     }
 
 
-def describe_success(task: core.SeedreamTask) -> str:
+def describe_success(task: wire.SeedreamTask) -> str:
     """The line a succeeded wait logs: how long the task took and its result URLs."""
     seconds = (
         f"{(task.complete_time - task.create_time) / 1000:.1f} s"
@@ -57,10 +57,10 @@ def describe_success(task: core.SeedreamTask) -> str:
         else "unknown time"
     )
     return (f"Seedream task {task.task_id} succeeded in {seconds} with {len(task.result_urls)} result image(s): "
-            f"{core.describe_urls(task.result_urls)}")
+            f"{wire.describe_urls(task.result_urls)}")
 
 
-def deliver(operator: Any, context: Context, task: core.SeedreamTask) -> list[str]:
+def deliver(operator: Any, context: Context, task: wire.SeedreamTask) -> list[str]:
     """Log a succeeded task's results, push them to XCom, store them under ``output_path``, return the result URLs.
 
     Raises ``SeedreamStorageError`` (naming the result URLs) when ``output_path`` is set and storing fails.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tenacity
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import request
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream import files
 from airflow_provider_seedream.exceptions import SeedreamStorageError
@@ -83,9 +83,9 @@ def check_output_path(value: Any) -> ObjectStoragePath:
         path = uploads.to_storage_path(value)
         path.fs  # noqa: B018 - resolves the filesystem (and its connection) now, not after the task was paid for
     except ValueError as error:
-        raise core.invalid("output_path", files.no_filesystem_problem(str(value), error)) from error
+        raise request.invalid("output_path", files.no_filesystem_problem(str(value), error)) from error
     except Exception as error:  # a connection that does not exist, a filesystem that cannot be built
-        raise core.invalid(
+        raise request.invalid(
             "output_path", f"cannot use {files.redact_url(str(value))}: {type(error).__name__}: {error}"
         ) from error
     return path

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_seedream import core, files
+from airflow_provider_seedream import files, request
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -83,13 +83,13 @@ def _as_text(value: Any) -> Any:
 def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.SeedreamError:
     shown = files.redact_url(uri)
     if isinstance(error, FileNotFoundError):
-        return core.invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
+        return request.invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
     if isinstance(error, (IsADirectoryError, NotADirectoryError)):
-        return core.invalid(field_name, f"is not a file: {shown}")
+        return request.invalid(field_name, f"is not a file: {shown}")
     if isinstance(error, PermissionError):
-        return core.invalid(field_name, f"cannot be read (permission denied): {shown}")
+        return request.invalid(field_name, f"cannot be read (permission denied): {shown}")
     if isinstance(error, ValueError) and "filesystem" in str(error).lower():
-        return core.invalid(field_name, files.no_filesystem_problem(uri, error))
+        return request.invalid(field_name, files.no_filesystem_problem(uri, error))
     # Anything else (a bucket that timed out, a throttled read) may pass on a retry: not a validation error.
     return exc.SeedreamError(f"{field_name}: could not read {shown}: {type(error).__name__}: {error}")
 
@@ -122,10 +122,10 @@ class PreparedEdit:
     retry can re-attach to the task it paid for before anything is uploaded again.
     """
 
-    edit: core.EditInput
+    edit: request.EditInput
     files: tuple[InputFile, ...] = ()
 
-    def upload(self, hook: Uploader) -> core.EditInput:
+    def upload(self, hook: Uploader) -> request.EditInput:
         """Upload the files (in order) and return the edit to send, with the uploaded URLs in place."""
         if not self.files:
             return self.edit
@@ -150,7 +150,7 @@ def upload_input(hook: Uploader, item: InputFile) -> str:
                                mime_type=item.mime_type)
     except (exc.SeedreamApiError, exc.SeedreamValidationError) as error:
         # The upload host refused this file (400), or it changed since it was checked: nothing was paid for.
-        raise core.invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
+        raise request.invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
     except exc.SeedreamError as error:
         hook.log.error("%s: uploading %s failed: %s (nothing was submitted)", item.field,
                        files.redact_url(item.uri), error)
@@ -177,11 +177,11 @@ def prepare_edit(
         image_urls = [_as_text(value) for value in image_urls]
     elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
         image_urls = [_as_text(image_urls)]  # one path object on its own
-    raw: Sequence[Any] = core.coerce_url_list("image_urls", image_urls)
+    raw: Sequence[Any] = request.coerce_url_list("image_urls", image_urls)
     # The count (1 to 14, files included) is checked by build_edit_input below, still before any file is read.
     inputs = [files.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
     provisional = [item.value if item.kind == "url" else files.placeholder_url(str(item.index)) for item in inputs]
-    edit = core.build_edit_input(prompt, provisional, aspect_ratio, quality, callback_url, nsfw_checker)
+    edit = request.build_edit_input(prompt, provisional, aspect_ratio, quality, callback_url, nsfw_checker)
     checked = tuple(inspect_input(item) for item in inputs if item.kind == "storage")
     if not checked:
         return PreparedEdit(edit)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import waitstate
 
 # Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
 # report the timeout first, with the kie task id in the message.
@@ -32,12 +32,12 @@ class WaitPlan:
     task_id: str
     poll_interval: float
     timeout: float
-    max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS
+    max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS
     started: float = 0.0
 
     @classmethod
     def start(cls, task_id: str, poll_interval: float, timeout: float,
-              max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+              max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
               started: float | None = None) -> WaitPlan:
         """Begin a wait now, or at ``started`` (seconds since the epoch) for one that began in an earlier process."""
         return cls(task_id, poll_interval, timeout, max_consecutive_errors,
@@ -47,15 +47,15 @@ class WaitPlan:
     def deadline(self) -> float:
         return self.started + self.timeout
 
-    def waiter(self) -> core.Waiter:
-        policy = core.WaitPolicy(poll_interval=self.poll_interval, deadline=self.deadline,
+    def waiter(self) -> waitstate.Waiter:
+        policy = waitstate.WaitPolicy(poll_interval=self.poll_interval, deadline=self.deadline,
                                  max_consecutive_errors=self.max_consecutive_errors)
-        return core.Waiter(self.task_id, policy, started_at=self.started)
+        return waitstate.Waiter(self.task_id, policy, started_at=self.started)
 
 
-def observe_once(operator: Any, waiter: core.Waiter) -> core.Step:
+def observe_once(operator: Any, waiter: waitstate.Waiter) -> waitstate.Step:
     """Query the task once from the worker and feed the outcome to ``waiter``, logging to the operator's log."""
-    step: core.Step = operator.hook.observe(waiter, operator.log)
+    step: waitstate.Step = operator.hook.observe(waiter, operator.log)
     return step
 
 
@@ -123,6 +123,6 @@ def reread_event(operator: Any, task_id: str) -> dict[str, Any]:
     operator.log.info("The trigger ended the wait for Seedream task %s, but this runtime resumed the task anyway "
                       "(dag.test does); read it again (state %s)", task_id, task.state)
     if task.succeeded:
-        return dict(core.make_event(core.EVENT_SUCCESS, task_id, f"Seedream task {task_id} succeeded", task))
-    return dict(core.make_event(core.EVENT_ERROR, task_id, f"Seedream task {task_id} is {task.state}, although the "
+        return dict(waitstate.make_event(waitstate.EVENT_SUCCESS, task_id, f"Seedream task {task_id} succeeded", task))
+    return dict(waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"Seedream task {task_id} is {task.state}, although the "
                                                            "trigger saw it succeed"))

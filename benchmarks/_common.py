@@ -106,18 +106,18 @@ def scale_poll_budget(time_scale: float) -> None:
     """
     if time_scale == 1.0:
         return
-    from airflow_provider_seedream import core
+    from airflow_provider_seedream import connection
 
-    original = core.settings_from_connection
+    original = connection.settings_from_connection
     if getattr(original, "_benchmark_scaled", False):
         return
 
-    def scaled(**kwargs: Any) -> core.ConnectionSettings:
+    def scaled(**kwargs: Any) -> connection.ConnectionSettings:
         settings = original(**kwargs)
         return dataclasses.replace(settings, polls_per_second=settings.polls_per_second / time_scale)
 
     scaled._benchmark_scaled = True  # type: ignore[attr-defined]
-    core.settings_from_connection = scaled  # type: ignore[assignment]
+    connection.settings_from_connection = scaled  # type: ignore[assignment]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

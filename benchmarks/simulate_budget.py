@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DEFAULT_DIST, closing_json, command_line, percentile, table  # noqa: E402
 
-from airflow_provider_seedream import core, schedule  # noqa: E402
+from airflow_provider_seedream import connection, schedule  # noqa: E402
 from seedream_emulator.scenario import sample_duration  # noqa: E402 - the emulator's own draw
 
 # (now, started, last_running, poll_interval, typical_run) -> the query's rank, an absolute time: lowest goes first
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--budget", type=float, default=8.0, help="grants per second (default 8)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="base poll interval (default 5 s)")
-    parser.add_argument("--typical-run", type=float, default=core.DEFAULT_TYPICAL_RUN_SECONDS,
+    parser.add_argument("--typical-run", type=float, default=connection.DEFAULT_TYPICAL_RUN_SECONDS,
                         help="typical_run_seconds the waits assume (default: the provider's, 20 s)")
     parser.add_argument("--ramp", type=float, nargs="+", default=[0.0, 2.0, 60.0],
                         help="seconds over which the tasks start (default 0 2 60)")

@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     with Emulator(scale) as emu:
         emu_config = emu.configure(rate_limits=True)
         use_connection(emu.url)
-        from airflow_provider_seedream import core
+        from airflow_provider_seedream import request
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 
         image = f"{emu.url}/samples/sneaker-1x1.png"
-        edits = [core.build_edit_input(f"edit number {index}: put the sneaker on sand", [image])
+        edits = [request.build_edit_input(f"edit number {index}: put the sneaker on sand", [image])
                  for index in range(args.tasks)]
         # Warm up: connection lookup, imports, one accepted submit (then forget it).
         with output_to(args.log):

@@ -305,9 +305,9 @@ async def main_async(args: argparse.Namespace, emu: Emulator) -> dict[str, Run]:
 
 
 def report(args: argparse.Namespace, runs: dict[str, Run], emu_config: dict[str, Any]) -> dict[str, Any]:
-    from airflow_provider_seedream import core
+    from airflow_provider_seedream import connection, waitstate
 
-    typical_run = args.typical_run if args.typical_run is not None else core.DEFAULT_TYPICAL_RUN_SECONDS
+    typical_run = args.typical_run if args.typical_run is not None else connection.DEFAULT_TYPICAL_RUN_SECONDS
     bound = args.tasks / (2 * args.budget)
     columns: dict[str, dict[str, Any]] = {mode: run.figures for mode, run in runs.items()}
     any_run = next(iter(runs.values()))
@@ -411,14 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         # Submits are not what this benchmark measures (see submit_burst.py): let them all in at once. kie's
         # recordInfo limit (10 per emulated second per key) stays on.
         emu_config = emu.configure(create_limit=10 ** 6)
-        from airflow_provider_seedream import core
+        from airflow_provider_seedream import connection, waitstate
 
-        typical_run = args.typical_run if args.typical_run is not None else core.DEFAULT_TYPICAL_RUN_SECONDS
+        typical_run = args.typical_run if args.typical_run is not None else connection.DEFAULT_TYPICAL_RUN_SECONDS
         use_connection(emu.url, args.budget, typical_run * scale)
         scale_poll_budget(scale)
         if args.priority == "round-robin":
             # Rank every query at the moment it asks: the budget then serves them in the order they asked.
-            core.likely_done_at = lambda started, last_running, typical: time.time()  # type: ignore[assignment]
+            waitstate.likely_done_at = lambda started, last_running, typical: time.time()  # type: ignore[assignment]
         with output_to(args.trigger_log):
             runs = asyncio.run(main_async(args, emu))
     if args.dump:  # this run's rows only: a replay of the file replays this run

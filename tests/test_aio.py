@@ -15,7 +15,7 @@ import threading
 import pytest
 from support import leftover_tasks
 
-from airflow_provider_seedream import aio, core
+from airflow_provider_seedream import aio, connection
 from airflow_provider_seedream.aio import PollBudget
 
 
@@ -224,8 +224,8 @@ def test_a_non_positive_rate_is_rejected(rate: float) -> None:
 # ---------------------------------------------------------------------------------------------------- leases
 
 
-def settings(key: str = "key-1", rate: float = 8.0, port: int = 9) -> core.ConnectionSettings:
-    return core.ConnectionSettings(base_url=f"http://127.0.0.1:{port}", api_key=key, polls_per_second=rate)
+def settings(key: str = "key-1", rate: float = 8.0, port: int = 9) -> connection.ConnectionSettings:
+    return connection.ConnectionSettings(base_url=f"http://127.0.0.1:{port}", api_key=key, polls_per_second=rate)
 
 
 async def test_one_client_and_one_budget_per_key_shared_by_nested_leases() -> None:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import connection, request, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
 URL = "https://example.com/a.png"
@@ -15,7 +15,7 @@ URL = "https://example.com/a.png"
 
 # ---------------------------------------------------------------------------------------------------------------- input
 def test_valid_input_builds_documented_body():
-    edit = core.build_edit_input("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb")
+    edit = request.build_edit_input("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb")
     assert edit.body() == {
         "model": "seedream/4.5-edit",
         "callBackUrl": "https://hooks.example.com/cb",
@@ -24,13 +24,13 @@ def test_valid_input_builds_documented_body():
 
 
 def test_defaults_are_always_sent_and_callback_omitted():
-    body = core.build_edit_input("p", [URL]).body()
+    body = request.build_edit_input("p", [URL]).body()
     assert body["input"]["aspect_ratio"] == "1:1" and body["input"]["quality"] == "basic"
     assert "callBackUrl" not in body and "nsfw_checker" not in body["input"]
 
 
 def test_nsfw_checker_is_sent_only_when_set():
-    assert core.build_edit_input("p", [URL], nsfw_checker=False).body()["input"]["nsfw_checker"] is False
+    assert request.build_edit_input("p", [URL], nsfw_checker=False).body()["input"]["nsfw_checker"] is False
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_nsfw_checker_is_sent_only_when_set():
     ],
 )
 def test_templated_url_lists_are_read_back(raw, expected):
-    assert list(core.build_edit_input("p", raw).image_urls) == expected
+    assert list(request.build_edit_input("p", raw).image_urls) == expected
 
 
 # The bad-input table: each must be refused naming the field, before anything is sent.
@@ -84,28 +84,28 @@ BAD_INPUTS = [
 def test_bad_inputs_name_the_field(override, field, fragment):
     kwargs = {"prompt": "make it blue", "image_urls": [URL], **override}
     with pytest.raises(exc.SeedreamValidationError) as err:
-        core.build_edit_input(**kwargs)
+        request.build_edit_input(**kwargs)
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}:")
     assert fragment in str(err.value)
 
 
 def test_fingerprint_changes_with_inputs_only():
-    a = core.build_edit_input("p", [URL])
-    assert a.fingerprint() == core.build_edit_input("p", (URL,)).fingerprint()
-    assert a.fingerprint() != core.build_edit_input("q", [URL]).fingerprint()
+    a = request.build_edit_input("p", [URL])
+    assert a.fingerprint() == request.build_edit_input("p", (URL,)).fingerprint()
+    assert a.fingerprint() != request.build_edit_input("q", [URL]).fingerprint()
 
 
 @pytest.mark.parametrize("value", ["", " ", None, 5, "a b", "x" * 300])
 def test_bad_task_ids(value):
     with pytest.raises(exc.SeedreamValidationError, match="seedream_task_id"):
-        core.check_task_id(value)
+        wire.check_task_id(value)
 
 
 @pytest.mark.parametrize("value", [0, -1, math.inf, math.nan, "5", True])
 def test_check_positive(value):
     with pytest.raises(exc.SeedreamValidationError, match="poll_interval"):
-        core.check_positive("poll_interval", value)
+        request.check_positive("poll_interval", value)
 
 
 # ------------------------------------------------------------------------------------------------------------- settings
@@ -123,61 +123,61 @@ def test_check_positive(value):
     ],
 )
 def test_base_url_normalisation(host, port, expected):
-    s = core.settings_from_connection(conn_id="c", host=host, password="k", extra={}, port=port)
+    s = connection.settings_from_connection(conn_id="c", host=host, password="k", extra={}, port=port)
     assert s.base_url == expected
 
 
 @pytest.mark.parametrize("host", ["http://api.kie.ai", "http://10.0.0.5:8089", "http://example.com"])
 def test_key_never_goes_over_plain_http_to_a_remote_host(host):
     with pytest.raises(exc.SeedreamValidationError, match="plain http is only allowed to a loopback host"):
-        core.settings_from_connection(conn_id="c", host=host, password="k", extra={})
+        connection.settings_from_connection(conn_id="c", host=host, password="k", extra={})
 
 
 def test_missing_key_is_an_auth_error_naming_the_connection():
     with pytest.raises(exc.SeedreamAuthError, match="'my_conn' has no API key"):
-        core.settings_from_connection(conn_id="my_conn", host=None, password=None, extra={})
+        connection.settings_from_connection(conn_id="my_conn", host=None, password=None, extra={})
 
 
 @pytest.mark.parametrize("rate", [0, 11, 10, 9.5, "fast", -1])
 def test_bad_poll_rate(rate):
     with pytest.raises(exc.SeedreamValidationError, match="extra.polls_per_second"):
-        core.settings_from_connection(conn_id="c", host=None, password="k", extra={"polls_per_second": rate})
+        connection.settings_from_connection(conn_id="c", host=None, password="k", extra={"polls_per_second": rate})
 
 
 @pytest.mark.parametrize("timeout", [0, -1, 601, "slow"])
 def test_bad_timeout(timeout):
     with pytest.raises(exc.SeedreamValidationError, match="extra.timeout"):
-        core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": timeout})
+        connection.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": timeout})
 
 
 @pytest.mark.parametrize("typical", [0, -5, 3601, "long"])
 def test_bad_typical_run(typical):
     with pytest.raises(exc.SeedreamValidationError, match="extra.typical_run_seconds"):
-        core.settings_from_connection(conn_id="c", host=None, password="k", extra={"typical_run_seconds": typical})
+        connection.settings_from_connection(conn_id="c", host=None, password="k", extra={"typical_run_seconds": typical})
 
 
 def test_typical_run_extra_is_read():
-    read = core.settings_from_connection
+    read = connection.settings_from_connection
     assert read(conn_id="c", host=None, password="k", extra={}).typical_run_seconds == 20.0
     assert read(conn_id="c", host=None, password="k", extra={"typical_run_seconds": "45"}).typical_run_seconds == 45.0
 
 
 def test_timeout_extra_is_read():
-    assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={}).timeout == 30.0
-    assert core.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": "90"}).timeout == 90.0
+    assert connection.settings_from_connection(conn_id="c", host=None, password="k", extra={}).timeout == 30.0
+    assert connection.settings_from_connection(conn_id="c", host=None, password="k", extra={"timeout": "90"}).timeout == 90.0
 
 
 @pytest.mark.parametrize("empty", [None, "", "  "])
 def test_empty_optional_extras_mean_the_defaults(empty):
     """The connection form stores an optional field left empty as null or an empty string."""
     extra = {"timeout": empty, "polls_per_second": empty, "upload_base_url": empty, "typical_run_seconds": empty}
-    s = core.settings_from_connection(conn_id="c", host=None, password="k", extra=extra)
+    s = connection.settings_from_connection(conn_id="c", host=None, password="k", extra=extra)
     assert (s.timeout, s.polls_per_second, s.upload_base_url, s.typical_run_seconds) == (
         30.0, 8.0, "https://kieai.redpandaai.co", 20.0)
 
 
 def test_settings_repr_hides_the_key():
-    s = core.settings_from_connection(conn_id="c", host=None, password="sekrit-123", extra={})
+    s = connection.settings_from_connection(conn_id="c", host=None, password="sekrit-123", extra={})
     assert "sekrit-123" not in repr(s)
     assert "sekrit-123" not in s.budget_key()
     assert s.headers["Authorization"] == "Bearer sekrit-123"
@@ -214,58 +214,58 @@ def test_settings_repr_hides_the_key():
 def test_envelope_errors(status, body, error_cls, code):
     raw = body if isinstance(body, str) else json.dumps(body)
     with pytest.raises(error_cls) as err:
-        core.parse_envelope(status, raw.encode())
+        wire.parse_envelope(status, raw.encode())
     assert type(err.value) is error_cls
     assert err.value.code == code
 
 
 def test_envelope_reads_message_when_msg_is_absent():
     with pytest.raises(exc.SeedreamValidationError, match="prompt too long"):
-        core.parse_envelope(200, b'{"code": 422, "message": "prompt too long"}')
+        wire.parse_envelope(200, b'{"code": 422, "message": "prompt too long"}')
 
 
 def test_retry_after_is_carried():
     with pytest.raises(exc.SeedreamRateLimitError) as err:
-        core.parse_envelope(429, b'{"code":429,"msg":"x"}', "3")
+        wire.parse_envelope(429, b'{"code":429,"msg":"x"}', "3")
     assert err.value.retry_after == 3.0
 
 
 @pytest.mark.parametrize("header, expected", [("2", 2.0), ("0.5", 0.5), (" 7 ", 7.0), ("soon", None), ("-1", None),
                                               (None, None), ("Wed, 21 Oct 2015 07:28:00 GMT", None)])
 def test_parse_retry_after(header, expected):
-    assert core.parse_retry_after(header) == expected
+    assert wire.parse_retry_after(header) == expected
 
 
 def test_envelope_returns_data():
-    assert core.parse_envelope(200, b'{"code":200,"msg":"success","data":{"taskId":"t1"}}') == {"taskId": "t1"}
-    assert core.parse_task_id({"taskId": "t1"}) == "t1"
+    assert wire.parse_envelope(200, b'{"code":200,"msg":"success","data":{"taskId":"t1"}}') == {"taskId": "t1"}
+    assert wire.parse_task_id({"taskId": "t1"}) == "t1"
 
 
 @pytest.mark.parametrize("data", [None, {}, {"taskId": ""}, {"taskId": 5}, "t1"])
 def test_create_answer_without_task_id(data):
     with pytest.raises(exc.SeedreamResponseError, match="no well-formed taskId"):
-        core.parse_task_id(data)
+        wire.parse_task_id(data)
 
 
 @pytest.mark.parametrize("data, expected", [(993.5, 993.5), (0, 0.0), ("12.25", 12.25)])
 def test_credits(data, expected):
-    assert core.parse_credits(data) == expected
+    assert wire.parse_credits(data) == expected
 
 
 @pytest.mark.parametrize("data", [None, True, "lots", {"credits": 1}, float("nan")])
 def test_bad_credits(data):
     with pytest.raises(exc.SeedreamResponseError):
-        core.parse_credits(data)
+        wire.parse_credits(data)
 
 
 def test_upload_and_download_answers():
-    assert core.parse_upload({"downloadUrl": "https://t.example/a.png"}) == "https://t.example/a.png"
-    assert core.parse_upload({"fileUrl": "https://t.example/b.png"}) == "https://t.example/b.png"
-    assert core.parse_download_url("https://t.example/c.png") == "https://t.example/c.png"
+    assert wire.parse_upload({"downloadUrl": "https://t.example/a.png"}) == "https://t.example/a.png"
+    assert wire.parse_upload({"fileUrl": "https://t.example/b.png"}) == "https://t.example/b.png"
+    assert wire.parse_download_url("https://t.example/c.png") == "https://t.example/c.png"
     with pytest.raises(exc.SeedreamResponseError):
-        core.parse_upload({"success": True})
+        wire.parse_upload({"success": True})
     with pytest.raises(exc.SeedreamResponseError):
-        core.parse_download_url(None)
+        wire.parse_download_url(None)
 
 
 # ---------------------------------------------------------------------------------------------------------------- tasks
@@ -281,26 +281,26 @@ def record(state="success", **over):
 
 
 def test_parse_success():
-    task = core.parse_task(record())
+    task = wire.parse_task(record())
     assert task.succeeded and task.is_terminal
     assert task.result_urls == ("https://r.example/0.png",)
     assert task.fail_code is None and task.credits_consumed == 6.5
-    assert core.SeedreamTask.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    assert wire.SeedreamTask.from_dict(json.loads(json.dumps(task.to_dict()))) == task
 
 
 def test_parse_result_json_given_as_object():
-    task = core.parse_task(record(resultJson={"resultUrls": ["https://r.example/1.webp"]}))
+    task = wire.parse_task(record(resultJson={"resultUrls": ["https://r.example/1.webp"]}))
     assert task.result_urls == ("https://r.example/1.webp",)
 
 
 def test_parse_fail_keeps_kie_code_and_message():
-    task = core.parse_task(record("fail", failCode="500", failMsg="Internal error", completeTime=None))
+    task = wire.parse_task(record("fail", failCode="500", failMsg="Internal error", completeTime=None))
     assert (task.state, task.fail_code, task.fail_msg, task.complete_time) == ("fail", "500", "Internal error", None)
 
 
 @pytest.mark.parametrize("state", ["waiting", "queuing", "generating"])
 def test_parse_pending(state):
-    task = core.parse_task(record(state, completeTime=None))
+    task = wire.parse_task(record(state, completeTime=None))
     assert not task.is_terminal and task.result_urls == ()
 
 
@@ -321,15 +321,15 @@ def test_malformed_records(over, fragment):
     data = record(**over)
     if "taskId" in over:
         with pytest.raises(exc.SeedreamResponseError, match=fragment):
-            core.parse_task(data, "t9")
+            wire.parse_task(data, "t9")
         return
     with pytest.raises(exc.SeedreamResponseError, match=fragment.replace("[", r"\[")):
-        core.parse_task(data)
+        wire.parse_task(data)
 
 
 def test_null_data_is_not_found():
     with pytest.raises(exc.SeedreamNotFoundError):
-        core.parse_task(None, "t1")
+        wire.parse_task(None, "t1")
 
 
 # -------------------------------------------------------------------------------------------------------------- retries
@@ -350,17 +350,17 @@ def test_null_data_is_not_found():
     ],
 )
 def test_retry_classification(error, transient, resubmit):
-    assert core.is_transient(error) is transient
-    assert core.may_resubmit(error) is resubmit
+    assert wire.is_transient(error) is transient
+    assert wire.may_resubmit(error) is resubmit
 
 
 def test_backoff_grows_caps_and_honours_retry_after():
-    assert core.backoff_seconds(1, rng=lambda: 1.0) == 1.0
-    assert core.backoff_seconds(3, rng=lambda: 1.0) == 4.0
-    assert core.backoff_seconds(3, rng=lambda: 0.0) == 2.0
-    assert core.backoff_seconds(30, rng=lambda: 1.0) == 60.0
-    assert core.backoff_seconds(1, retry_after=5, rng=lambda: 0.0) == 5.0
-    assert 5.0 <= core.backoff_seconds(1, retry_after=5, rng=lambda: 1.0) <= 6.0
+    assert wire.backoff_seconds(1, rng=lambda: 1.0) == 1.0
+    assert wire.backoff_seconds(3, rng=lambda: 1.0) == 4.0
+    assert wire.backoff_seconds(3, rng=lambda: 0.0) == 2.0
+    assert wire.backoff_seconds(30, rng=lambda: 1.0) == 60.0
+    assert wire.backoff_seconds(1, retry_after=5, rng=lambda: 0.0) == 5.0
+    assert 5.0 <= wire.backoff_seconds(1, retry_after=5, rng=lambda: 1.0) <= 6.0
 
 
 def test_non_seedream_errors_are_typed():
@@ -376,11 +376,11 @@ def test_non_seedream_errors_are_typed():
 
 # --------------------------------------------------------------------------------------------------------------- waiter
 def waiter(**policy):
-    return core.Waiter("t1", core.WaitPolicy(**{"poll_interval": 1.0, **policy}), started_at=1000.0, rng=lambda: 0.5)
+    return waitstate.Waiter("t1", waitstate.WaitPolicy(**{"poll_interval": 1.0, **policy}), started_at=1000.0, rng=lambda: 0.5)
 
 
 def task(state):
-    return core.parse_task(record(state, completeTime=None) if state != "success" else record())
+    return wire.parse_task(record(state, completeTime=None) if state != "success" else record())
 
 
 def test_waiter_logs_state_changes_and_succeeds():
@@ -391,14 +391,14 @@ def test_waiter_logs_state_changes_and_succeeds():
     assert "waiting -> generating after 2.0 s" in w.observe(task("generating"), 1002.0).note
     done = w.observe(task("success"), 1003.0)
     assert done.event["status"] == "success"
-    assert core.resolve_event(done.event, "t1").result_urls == ("https://r.example/0.png",)
+    assert waitstate.resolve_event(done.event, "t1").result_urls == ("https://r.example/0.png",)
     json.dumps(done.event)  # events are plain JSON
 
 
 def test_waiter_fails_with_kie_message():
-    step = waiter().observe(core.parse_task(record("fail", failCode="422", failMsg="image download failed")), 1001)
+    step = waiter().observe(wire.parse_task(record("fail", failCode="422", failMsg="image download failed")), 1001)
     with pytest.raises(exc.SeedreamTaskFailedError, match="failCode=422 failMsg=image download failed") as err:
-        core.resolve_event(step.event)
+        waitstate.resolve_event(step.event)
     assert err.value.task.fail_code == "422"
 
 
@@ -407,7 +407,7 @@ def test_waiter_deadline_names_the_task():
     assert w.observe(task("generating"), 1009.5).delay == pytest.approx(0.5)  # never sleeps past the deadline
     step = w.observe(task("generating"), 1010.0)
     with pytest.raises(exc.SeedreamTimeoutError, match="t1 did not finish before the deadline") as err:
-        core.resolve_event(step.event)
+        waitstate.resolve_event(step.event)
     assert err.value.task_id == "t1"
 
 
@@ -431,13 +431,13 @@ def test_waiter_tolerates_a_few_transient_errors_then_gives_up():
     final = w.observe(exc.SeedreamServerError("500"), 1006)
     assert final.event["status"] == "error" and "3 consecutive transient errors" in final.event["message"]
     with pytest.raises(exc.SeedreamServerError):
-        core.resolve_event(final.event)
+        waitstate.resolve_event(final.event)
 
 
 def test_waiter_stops_at_once_on_fatal_errors():
     step = waiter().observe(exc.SeedreamAuthError("kie.ai answered 401"), 1001)
     with pytest.raises(exc.SeedreamAuthError, match="401"):
-        core.resolve_event(step.event)
+        waitstate.resolve_event(step.event)
 
 
 @pytest.mark.parametrize(
@@ -447,16 +447,16 @@ def test_waiter_stops_at_once_on_fatal_errors():
 )
 def test_resolve_event_rejects_garbage(event):
     with pytest.raises(exc.SeedreamError):
-        core.resolve_event(event)
+        waitstate.resolve_event(event)
 
 
 def test_resolve_event_checks_the_task_id():
-    event = core.make_event("success", "t2", "ok", core.parse_task(record(taskId="t2")))
+    event = waitstate.make_event("success", "t2", "ok", wire.parse_task(record(taskId="t2")))
     with pytest.raises(exc.SeedreamResponseError, match="expected t1"):
-        core.resolve_event(event, "t1")
+        waitstate.resolve_event(event, "t1")
 
 
 def test_loopback_detection():
-    assert core.is_loopback_host("localhost") and core.is_loopback_host("127.0.0.2") and core.is_loopback_host("::1")
-    assert not core.is_loopback_host("10.0.0.1") and not core.is_loopback_host("example.com")
-    assert not core.is_loopback_host(None)
+    assert connection.is_loopback_host("localhost") and connection.is_loopback_host("127.0.0.2") and connection.is_loopback_host("::1")
+    assert not connection.is_loopback_host("10.0.0.1") and not connection.is_loopback_host("example.com")
+    assert not connection.is_loopback_host(None)

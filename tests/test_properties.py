@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
 KNOWN_BUGS_FIXED = True
@@ -46,7 +46,7 @@ def json_values(nasty: bool = KNOWN_BUGS_FIXED) -> st.SearchStrategy:
 ANY_JSON = json_values()
 HASHABLE_JSON = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.floats(allow_nan=False)
 URLS = st.sampled_from(["https://tempfile.aiquickdraw.com/r/0.png", "http://127.0.0.1:8089/results/t/0.png"])
-STATES = st.sampled_from(sorted(core.KNOWN_STATES)) | HASHABLE_JSON | (ANY_JSON if KNOWN_BUGS_FIXED else st.nothing())
+STATES = st.sampled_from(sorted(wire.KNOWN_STATES)) | HASHABLE_JSON | (ANY_JSON if KNOWN_BUGS_FIXED else st.nothing())
 NUMBERS = (st.none() | st.integers(-MAX_SAFE, MAX_SAFE) | st.floats(allow_nan=False, allow_infinity=False)
            | st.text(max_size=10) | st.booleans())
 if KNOWN_BUGS_FIXED:
@@ -98,14 +98,14 @@ STATUSES = st.integers(100, 599) | st.sampled_from([200, 429, 455, 500, 502, 503
 RETRY_AFTER = st.none() | st.text(max_size=12) | st.floats().map(str) | st.integers(-5, 10**6).map(str)
 
 
-def parse(status: int, body: bytes | str, retry_after: str | None, asked: str = "fallback-id") -> core.SeedreamTask:
-    return core.parse_task(core.parse_envelope(status, body, retry_after), asked)
+def parse(status: int, body: bytes | str, retry_after: str | None, asked: str = "fallback-id") -> wire.SeedreamTask:
+    return wire.parse_task(wire.parse_envelope(status, body, retry_after), asked)
 
 
-def check_task(task: core.SeedreamTask) -> None:
+def check_task(task: wire.SeedreamTask) -> None:
     """What every task the parser hands out must satisfy."""
     assert isinstance(task.task_id, str) and task.task_id
-    assert task.state in core.KNOWN_STATES
+    assert task.state in wire.KNOWN_STATES
     if task.succeeded:
         assert task.result_urls and all(isinstance(u, str) and u for u in task.result_urls)
     else:
@@ -115,7 +115,7 @@ def check_task(task: core.SeedreamTask) -> None:
     for stamp in (task.create_time, task.update_time, task.complete_time):
         assert stamp is None or isinstance(stamp, int)
     # It crosses the triggerer/worker boundary and goes to XCom as strict JSON, and comes back the same.
-    assert core.SeedreamTask.from_dict(json.loads(json.dumps(task.to_dict(), allow_nan=False))) == task
+    assert wire.SeedreamTask.from_dict(json.loads(json.dumps(task.to_dict(), allow_nan=False))) == task
 
 
 def check_error(error: exc.SeedreamError) -> None:
@@ -152,7 +152,7 @@ def test_any_answer_is_a_valid_task_or_a_typed_error(status, body, retry_after):
 def test_any_record_info_data_is_a_valid_task_or_a_typed_error(data, task_id):
     """The same, aimed at recordInfo's ``data`` (the broad test above rarely gets past the envelope to it)."""
     try:
-        task = core.parse_task(data, task_id)
+        task = wire.parse_task(data, task_id)
     except exc.SeedreamError as error:
         check_error(error)
     else:
@@ -162,7 +162,7 @@ def test_any_record_info_data_is_a_valid_task_or_a_typed_error(data, task_id):
 GOOD_TASKS = st.fixed_dictionaries(
     {
         "taskId": st.text(alphabet="0123456789abcdef", min_size=1, max_size=32),
-        "state": st.sampled_from(sorted(core.KNOWN_STATES)),
+        "state": st.sampled_from(sorted(wire.KNOWN_STATES)),
         "createTime": st.integers(0, 2**41),
         "costTime": st.floats(0, 1e6) | st.integers(0, 10**6),
         "failCode": st.sampled_from(["", "500", "422"]),
@@ -179,18 +179,18 @@ def test_every_well_formed_answer_is_accepted_as_sent(data, message_key):
     task = parse(200, body, None, data["taskId"])
     check_task(task)
     assert (task.task_id, task.state, task.create_time) == (data["taskId"], data["state"], data["createTime"])
-    if data["state"] == core.STATE_SUCCESS:
+    if data["state"] == wire.STATE_SUCCESS:
         assert list(task.result_urls) == json.loads(data["resultJson"])["resultUrls"]
 
 
 EVENT_TASKS = st.builds(
-    lambda tid, state, urls: core.SeedreamTask(tid, state, tuple(urls) if state == "success" else ()).to_dict(),
-    st.text(min_size=1, max_size=8), st.sampled_from(sorted(core.KNOWN_STATES)), st.lists(URLS, min_size=1, max_size=2),
+    lambda tid, state, urls: wire.SeedreamTask(tid, state, tuple(urls) if state == "success" else ()).to_dict(),
+    st.text(min_size=1, max_size=8), st.sampled_from(sorted(wire.KNOWN_STATES)), st.lists(URLS, min_size=1, max_size=2),
 )
 EVENTS = st.one_of(
     ANY_JSON,
     st.fixed_dictionaries(
-        {"status": st.sampled_from(sorted(core.EVENT_STATUSES)) | st.text(max_size=8), "task_id": st.text(max_size=8)},
+        {"status": st.sampled_from(sorted(waitstate.EVENT_STATUSES)) | st.text(max_size=8), "task_id": st.text(max_size=8)},
         optional={
             "message": st.text(max_size=20) | ANY_JSON,
             "task": EVENT_TASKS | (ANY_JSON if KNOWN_BUGS_FIXED else st.none()),
@@ -207,16 +207,16 @@ EVENTS = st.one_of(
 def test_any_trigger_event_resolves_to_a_task_or_a_typed_error(event, expected):
     """Events are checked, not trusted: they cross a process boundary and may come from another version."""
     try:
-        task = core.resolve_event(event, expected)
+        task = waitstate.resolve_event(event, expected)
     except exc.SeedreamError as error:
         check_error(error)
     else:
         assert task.succeeded and task.result_urls
-        assert event["status"] == core.EVENT_SUCCESS
+        assert event["status"] == waitstate.EVENT_SUCCESS
 
 
 OUTCOMES = st.one_of(
-    st.builds(lambda s: core.SeedreamTask("t", s), st.sampled_from(sorted(core.PENDING_STATES))),
+    st.builds(lambda s: wire.SeedreamTask("t", s), st.sampled_from(sorted(wire.PENDING_STATES))),
     st.builds(lambda ra: exc.SeedreamRateLimitError("429", retry_after=ra),
               st.none() | st.floats(0, 1e300) | st.floats(0, 120)),
     st.builds(lambda ra: exc.SeedreamServiceUnavailableError("455", retry_after=ra), st.none() | st.floats(0, 1e9)),
@@ -238,14 +238,14 @@ def test_a_wait_ends_by_its_deadline_whatever_it_observes(outcomes, poll_interva
     """Never a hang: every pause ends by the deadline, and the first look at or past it ends the wait."""
     start = 1_800_000_000.0
     deadline = start + budget
-    policy = core.WaitPolicy(poll_interval=poll_interval, deadline=deadline, max_consecutive_errors=max_errors)
-    waiter = core.Waiter("t", policy, started_at=start, rng=lambda: 0.5)
+    policy = waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline, max_consecutive_errors=max_errors)
+    waiter = waitstate.Waiter("t", policy, started_at=start, rng=lambda: 0.5)
     now = start
     for outcome, lateness in zip(outcomes, late):
         step = waiter.observe(outcome, now)
         if step.event is not None:
-            assert step.event["status"] in core.EVENT_STATUSES and step.event["task_id"] == "t"
-            if step.event["status"] == core.EVENT_TIMEOUT:
+            assert step.event["status"] in waitstate.EVENT_STATUSES and step.event["task_id"] == "t"
+            if step.event["status"] == waitstate.EVENT_TIMEOUT:
                 assert now >= deadline and "t" in step.event["message"]
             return
         assert now < deadline, "a look at or past the deadline must end the wait"
@@ -257,7 +257,7 @@ def test_a_wait_ends_by_its_deadline_whatever_it_observes(outcomes, poll_interva
 @given(attempt=st.integers(1, 100), retry_after=st.none() | st.floats(0, 1e6), base=st.floats(0.01, 10),
        rng=st.floats(0, 1))
 def test_backoff_is_finite_and_honours_retry_after(attempt, retry_after, base, rng):
-    delay = core.backoff_seconds(attempt, retry_after=retry_after, base=base, cap=60.0, rng=lambda: rng)
+    delay = wire.backoff_seconds(attempt, retry_after=retry_after, base=base, cap=60.0, rng=lambda: rng)
     assert math.isfinite(delay) and 0 <= delay <= 60.0  # the cap holds whatever the server asks
     if retry_after is not None:
         assert delay >= min(retry_after, 60.0)
@@ -270,18 +270,18 @@ def test_backoff_is_finite_and_honours_retry_after(attempt, retry_after, base, r
     exc.SeedreamApiError("400", code=400),
 ], ids=["5xx", "reset-after-sending", "garbage", "other-4xx"])
 def test_a_create_task_that_kie_may_have_accepted_is_never_resubmitted(error):
-    assert not core.may_resubmit(error)
+    assert not wire.may_resubmit(error)
 
 
 # ---------------------------------------------------------------------------------- regressions of fixed bugs
-BUG_NUMBERS = ("core.parse_task converts numbers unchecked: _ms lets int(inf) raise OverflowError, float() of a huge "
+BUG_NUMBERS = ("wire.parse_task converts numbers unchecked: _ms lets int(inf) raise OverflowError, float() of a huge "
                "int raises OverflowError, and NaN passes")
 
 
 @pytest.mark.parametrize("state", [[], {}, ["success"]])
 def test_unhashable_state_is_a_response_error(state):
     with pytest.raises(exc.SeedreamResponseError, match="unknown state"):
-        core.parse_task({"taskId": "t", "state": state})
+        wire.parse_task({"taskId": "t", "state": state})
 
 
 @pytest.mark.parametrize(
@@ -319,7 +319,7 @@ def test_deeply_nested_json_is_a_response_error(body):
 ], ids=["empty-task", "task-without-state", "urls-not-a-list", "task-failed-error-type"])
 def test_malformed_event_payloads_are_typed_errors(event):
     with pytest.raises(exc.SeedreamError):
-        core.resolve_event(event, "x")
+        waitstate.resolve_event(event, "x")
 
 
 class SleptTooLong(Exception):

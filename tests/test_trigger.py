@@ -9,7 +9,7 @@ import time
 import pytest
 from support import use_connection
 
-from airflow_provider_seedream import core
+from airflow_provider_seedream import waitstate
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 
@@ -168,13 +168,13 @@ async def test_each_query_ranks_by_the_last_still_running_answer_and_the_typical
     task_id = submit(emulator, "[emulator: polls=4]")
     await asyncio.sleep(0.4)  # past the "recordInfo is null" window
     calls: list[tuple[float, float | None, float]] = []
-    real = core.likely_done_at
+    real = waitstate.likely_done_at
 
     def spy(started: float, last_running: float | None, typical: float) -> float:
         calls.append((started, last_running, typical))
         return real(started, last_running, typical)
 
-    monkeypatch.setattr(core, "likely_done_at", spy)
+    monkeypatch.setattr(waitstate, "likely_done_at", spy)
     emulator.faults("recordInfo", {"kind": "delay", "seconds": 0}, {"kind": "http", "status": 500})
     started = time.time()
     event = await first_event(SeedreamTaskTrigger(task_id, poll_interval=0.1, started_at=started,

@@ -1,7 +1,8 @@
 """Hook for kie.ai's Market API, model ``seedream/4.5-edit``.
 
-The hook sends requests and sleeps; every decision (validation, parsing, error mapping, retry predicates, the wait
-state machine) comes from ``airflow_provider_seedream.core``. Sync calls use ``requests``; the async calls the trigger
+The hook sends requests and sleeps; every decision comes from a pure module: the request's checks (``request``), the
+connection's settings (``connection``), kie's wire protocol, error mapping and retry predicates (``wire``), the wait
+state machine (``waitstate``). Sync calls use ``requests``; the async calls the trigger
 needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio``.
 """
 
@@ -17,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import tenacity
 
-from airflow_provider_seedream import aio, core, files
+from airflow_provider_seedream import aio, connection, files, request, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
 
@@ -107,7 +108,7 @@ class SeedreamHook(BaseHook):
         seedream_conn_id: str = default_conn_name,
         *,
         timeout: float | None = None,
-        connect_timeout: float = core.CONNECT_TIMEOUT_SECONDS,
+        connect_timeout: float = connection.CONNECT_TIMEOUT_SECONDS,
         max_retries: int = 4,
         retry_base: float = 1.0,
         submit_timeout: float = 600.0,
@@ -150,18 +151,18 @@ class SeedreamHook(BaseHook):
         return {name: StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget())
                 for name, field in cls._form()["conn-fields"].items()}
 
-    def _settings_from(self, conn: Any, extra: dict[str, Any]) -> core.ConnectionSettings:
-        return core.settings_from_connection(
+    def _settings_from(self, conn: Any, extra: dict[str, Any]) -> connection.ConnectionSettings:
+        return connection.settings_from_connection(
             conn_id=self.seedream_conn_id, host=conn.host, password=conn.password, extra=extra, port=conn.port
         )
 
     @cached_property
-    def settings(self) -> core.ConnectionSettings:
+    def settings(self) -> connection.ConnectionSettings:
         """The connection's settings, read once (blocking: not for the event loop)."""
         conn = self.get_connection(self.seedream_conn_id)
         return self._settings_from(conn, conn.extra_dejson)
 
-    async def aget_settings(self) -> core.ConnectionSettings:
+    async def aget_settings(self) -> connection.ConnectionSettings:
         """Read the connection without blocking the event loop, and remember it in ``settings``."""
         if "settings" in self.__dict__:
             return self.__dict__["settings"]
@@ -236,12 +237,12 @@ class SeedreamHook(BaseHook):
         else:
             answer = transport.fetch(self.session, method, url, what, timeout=timeout,
                                      connect_timeout=connect_timeout, **kwargs)
-        return core.parse_envelope(answer.status, answer.body, answer.retry_after, self.settings.redactor)
+        return wire.parse_envelope(answer.status, answer.body, answer.retry_after, self.settings.redactor)
 
     def _retrying(self, predicate: SubmitPredicate, what: str, stop: Any) -> tenacity.Retrying:
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return core.backoff_seconds(state.attempt_number, retry_after=core.retry_after_of(error),
+            return wire.backoff_seconds(state.attempt_number, retry_after=wire.retry_after_of(error),
                                         base=self.retry_base)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -254,7 +255,7 @@ class SeedreamHook(BaseHook):
 
     def _transient_retrying(self, what: str) -> tenacity.Retrying:
         """Retry transient errors (connection trouble, 429, 5xx) up to ``max_retries`` times: for reads and uploads."""
-        return self._retrying(core.is_transient, what, tenacity.stop_after_attempt(self.max_retries + 1))
+        return self._retrying(wire.is_transient, what, tenacity.stop_after_attempt(self.max_retries + 1))
 
     def _read(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         return self._transient_retrying(what)(self._send, method, self.settings.base_url + path, what, **kwargs)
@@ -280,7 +281,7 @@ class SeedreamHook(BaseHook):
         prepared = uploads.prepare_edit(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
         return self.submit_edit(prepared.upload(self))
 
-    def submit_edit(self, edit: core.EditInput, *, before_send: Callable[[], None] | None = None) -> str:
+    def submit_edit(self, edit: request.EditInput, *, before_send: Callable[[], None] | None = None) -> str:
         """Submit a validated edit and return the task id.
 
         :param before_send: called right before each createTask leaves (after pacing), e.g. to record durably that
@@ -291,9 +292,9 @@ class SeedreamHook(BaseHook):
         5xx) is never resubmitted, since kie has no idempotency key and a duplicate is a second bill: it raises
         ``SeedreamSubmitUncertainError`` instead.
         """
-        url = self.settings.base_url + core.CREATE_TASK_PATH
+        url = self.settings.base_url + wire.CREATE_TASK_PATH
         what = "createTask"
-        retrying = self._retrying(core.may_resubmit, what, tenacity.stop_before_delay(self.submit_timeout))
+        retrying = self._retrying(wire.may_resubmit, what, tenacity.stop_before_delay(self.submit_timeout))
         started = time.monotonic()
 
         def once() -> str:
@@ -305,12 +306,12 @@ class SeedreamHook(BaseHook):
                 if before_send is not None:
                     before_send()
                 data = self._send("POST", url, what, fresh_connection=True, json=edit.body())
-            return core.parse_task_id(data)
+            return wire.parse_task_id(data)
 
         try:
             task_id = retrying(once)
         except Exception as error:
-            if core.is_clean_refusal(error):
+            if wire.is_clean_refusal(error):
                 raise
             # Anything but a clean refusal or a well-formed task id may hide an accepted, billed task.
             message = self.settings.redactor.text(f"{type(error).__name__}: {error}")
@@ -324,23 +325,23 @@ class SeedreamHook(BaseHook):
                       edit.quality, len(edit.image_urls), time.monotonic() - started)
         return task_id
 
-    def _get_task_once(self, task_id: str) -> core.SeedreamTask:
-        data = self._send("GET", self.settings.base_url + core.RECORD_INFO_PATH, "recordInfo",
+    def _get_task_once(self, task_id: str) -> wire.SeedreamTask:
+        data = self._send("GET", self.settings.base_url + wire.RECORD_INFO_PATH, "recordInfo",
                           params={"taskId": task_id})
-        return core.parse_task(data, task_id)
+        return wire.parse_task(data, task_id)
 
-    def get_task(self, task_id: str) -> core.SeedreamTask:
+    def get_task(self, task_id: str) -> wire.SeedreamTask:
         """Return what kie says about ``task_id`` now (transient errors are retried with backoff)."""
-        core.check_task_id(task_id)
+        wire.check_task_id(task_id)
         return self._transient_retrying("recordInfo")(self._get_task_once, task_id)
 
-    def observe(self, waiter: core.Waiter, log: Any,
-                on_update: Callable[[core.SeedreamTask], None] | None = None) -> core.Step:
+    def observe(self, waiter: waitstate.Waiter, log: Any,
+                on_update: Callable[[wire.SeedreamTask], None] | None = None) -> waitstate.Step:
         """Query the task once (no retries of its own: the waiter counts errors), feed the outcome to ``waiter``.
 
         One step of every blocking wait: ``wait_for_task`` and the operator's and sensor's checks in the worker.
         """
-        outcome: core.SeedreamTask | BaseException
+        outcome: wire.SeedreamTask | BaseException
         try:
             outcome = self._get_task_once(waiter.task_id)
             if on_update is not None:
@@ -359,9 +360,9 @@ class SeedreamHook(BaseHook):
         poll_interval: float = 5.0,
         timeout: float | None = 1800.0,
         deadline: float | None = None,
-        on_update: Callable[[core.SeedreamTask], None] | None = None,
+        on_update: Callable[[wire.SeedreamTask], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> core.SeedreamTask:
+    ) -> wire.SeedreamTask:
         """Block until ``task_id`` finishes and return it; raise ``SeedreamTaskFailedError`` if it failed.
 
         :param poll_interval: the base pause between queries; it stretches per kie's guidance as the wait grows.
@@ -369,15 +370,15 @@ class SeedreamHook(BaseHook):
         :param deadline: absolute end of the wait, seconds since the epoch.
         :param on_update: called with every task read, for progress reporting.
         """
-        core.check_task_id(task_id)
+        wire.check_task_id(task_id)
         now = time.time()
         if deadline is None:
             deadline = now + timeout if timeout is not None else float("inf")
-        waiter = core.Waiter(task_id, core.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
+        waiter = waitstate.Waiter(task_id, waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
         while True:
             step = self.observe(waiter, self.log, on_update)
             if step.event is not None:
-                return core.resolve_event(step.event, task_id)
+                return waitstate.resolve_event(step.event, task_id)
             sleep(step.delay)
 
     def wait_for_tasks(
@@ -386,9 +387,9 @@ class SeedreamHook(BaseHook):
         *,
         poll_interval: float = 5.0,
         deadline: float,
-        on_end: Callable[[str, core.TaskEvent], None] | None = None,
+        on_end: Callable[[str, waitstate.TaskEvent], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> dict[str, core.TaskEvent]:
+    ) -> dict[str, waitstate.TaskEvent]:
         """Block until every task in ``task_ids`` ends (or the deadline passes) and return each one's event.
 
         One waiter per task, polled one at a time in the order their next query falls due, and never faster than
@@ -398,12 +399,12 @@ class SeedreamHook(BaseHook):
             while the others still run).
         """
         now = time.time()
-        policy = core.WaitPolicy(poll_interval=poll_interval, deadline=deadline)
-        waiters = {task_id: core.Waiter(core.check_task_id(task_id), policy, started_at=now) for task_id in task_ids}
+        policy = waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline)
+        waiters = {task_id: waitstate.Waiter(wire.check_task_id(task_id), policy, started_at=now) for task_id in task_ids}
         due = dict.fromkeys(waiters, now)
         gap = 1.0 / self.settings.polls_per_second
         last_sent = -math.inf
-        events: dict[str, core.TaskEvent] = {}
+        events: dict[str, waitstate.TaskEvent] = {}
         while due:
             task_id = min(due, key=due.__getitem__)
             pause = max(due[task_id] - time.time(), last_sent + gap - time.monotonic())
@@ -422,12 +423,12 @@ class SeedreamHook(BaseHook):
 
     def get_credits(self) -> float:
         """Return the account's credit balance (a free call)."""
-        return core.parse_credits(self._read("GET", core.CREDIT_PATH, "credit"))
+        return wire.parse_credits(self._read("GET", wire.CREDIT_PATH, "credit"))
 
     def get_download_url(self, result_url: str) -> str:
         """Mint a fresh 20-minute link for a kie result URL whose own link has expired."""
-        data = self._read("POST", core.DOWNLOAD_URL_PATH, "download-url", json={"url": result_url})
-        return core.parse_download_url(data)
+        data = self._read("POST", wire.DOWNLOAD_URL_PATH, "download-url", json={"url": result_url})
+        return wire.parse_download_url(data)
 
     def open_result(self, url: str) -> requests.Response:
         """Start downloading a result image as a stream; the caller reads it in chunks and closes it.
@@ -451,7 +452,7 @@ class SeedreamHook(BaseHook):
         :param size: the file's size in bytes, as checked; a file that changed since fails rather than uploads.
         :param file_name: the name on kie's host; re-using one overwrites, so pass a unique name.
         """
-        url = self.settings.upload_base_url + core.STREAM_UPLOAD_PATH
+        url = self.settings.upload_base_url + wire.STREAM_UPLOAD_PATH
 
         def once() -> Any:
             boundary = f"seedream-{uuid.uuid4().hex}"
@@ -465,7 +466,7 @@ class SeedreamHook(BaseHook):
                 except _SourceChanged as error:
                     raise exc.SeedreamValidationError(f"{file_name}: {error}", code=None) from None
 
-        return core.parse_upload(self._transient_retrying("upload")(once))
+        return wire.parse_upload(self._transient_retrying("upload")(once))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with the credit endpoint, which spends nothing."""
@@ -480,7 +481,7 @@ class SeedreamHook(BaseHook):
 
     # ---------------------------------------------------------------------------------------------------- async
     async def aget_task(self, task_id: str, *, priority: float = 0.0,
-                        deadline: float | None = None) -> core.SeedreamTask:
+                        deadline: float | None = None) -> wire.SeedreamTask:
         """Query ``task_id`` once, within the process's poll budget for this key; never blocks the loop.
 
         :param deadline: the wait's absolute end (seconds since the epoch): a budget paused by someone's 429 never
@@ -488,12 +489,12 @@ class SeedreamHook(BaseHook):
             into its timeout), and the answer must arrive before it, or within the connection's timeout if sooner.
         """
         settings = await self.aget_settings()
-        url = settings.base_url + core.RECORD_INFO_PATH
+        url = settings.base_url + wire.RECORD_INFO_PATH
         async with aio.lease(settings) as (client, budget):
             await aio.acquire_before(budget, priority, deadline)
             timeout = settings.timeout
             if deadline is not None:
                 timeout = min(timeout, max(deadline - time.time(), 1.0))
             answer = await aio.fetch(client, url, "recordInfo", timeout=timeout, params={"taskId": task_id})
-        data = core.parse_envelope(answer.status, answer.body, answer.retry_after, settings.redactor)
-        return core.parse_task(data, task_id)
+        data = wire.parse_envelope(answer.status, answer.body, answer.retry_after, settings.redactor)
+        return wire.parse_task(data, task_id)

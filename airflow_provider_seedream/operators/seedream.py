@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import batch, core, results, uploads, waiting
+from airflow_provider_seedream import batch, request, results, uploads, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -95,8 +95,8 @@ class SeedreamEditOperator(BaseOperator):
         self.seedream_conn_id = seedream_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = core.check_positive("poll_interval", poll_interval)
-        self.timeout = core.check_positive("timeout", timeout)
+        self.poll_interval = request.check_positive("poll_interval", poll_interval)
+        self.timeout = request.check_positive("timeout", timeout)
         self.reattach = reattach
         self.output_path = output_path
         if output_path and not wait_for_completion:
@@ -110,7 +110,7 @@ class SeedreamEditOperator(BaseOperator):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
-    def _reattach_to(self, store: Any, fingerprint: str) -> tuple[str, core.SeedreamTask | None] | None:
+    def _reattach_to(self, store: Any, fingerprint: str) -> tuple[str, wire.SeedreamTask | None] | None:
         """Return the task a previous try submitted for the same inputs, if it is still worth waiting for, with what
         kie said of it just now (``None`` when kie does not show it yet).
 
@@ -137,13 +137,13 @@ class SeedreamEditOperator(BaseOperator):
             task = self.hook.get_task(task_id)
         except exc.SeedreamNotFoundError:
             age = time.time() - float(saved.get("submitted_at") or 0)
-            if age < core.DEFAULT_NOT_FOUND_GRACE:  # created a moment ago: kie answers "recordInfo is null" briefly
+            if age < waitstate.DEFAULT_NOT_FOUND_GRACE:  # created a moment ago: kie answers "recordInfo is null" briefly
                 self.log.info("Re-attaching to Seedream task %s submitted %.1f s ago by a previous try (not visible "
                               "on kie.ai yet): not paying twice", task_id, age)
                 return task_id, None
             self.log.warning("Seedream task %s from a previous try is unknown to kie.ai; submitting anew", task_id)
             return None
-        if task.state == core.STATE_FAIL:
+        if task.state == wire.STATE_FAIL:
             self.log.info("Seedream task %s from a previous try failed (failCode=%s failMsg=%s); submitting anew",
                           task_id, task.fail_code, task.fail_msg)
             return None
@@ -180,7 +180,7 @@ class SeedreamEditOperator(BaseOperator):
             except exc.SeedreamSubmitUncertainError:
                 raise  # keep the marker: a retry must not submit again
             except exc.SeedreamError as error:
-                if store is not None and core.is_clean_refusal(error):
+                if store is not None and wire.is_clean_refusal(error):
                     store.delete(STATE_KEY)  # refused by kie: nothing was created, a retry may submit
                 raise
             if store is not None:
@@ -210,8 +210,8 @@ class SeedreamEditOperator(BaseOperator):
             ti = context["ti"]
             task_id = ti.xcom_pull(task_ids=self.task_id, key=results.XCOM_TASK_ID,
                                    map_indexes=getattr(ti, "map_index", -1))
-            event = waiting.reread_event(self, core.check_task_id(task_id))
-        task = core.resolve_event(event)
+            event = waiting.reread_event(self, wire.check_task_id(task_id))
+        task = waitstate.resolve_event(event)
         results.deliver(self, context, task)
         return task.task_id
 
@@ -272,8 +272,8 @@ class SeedreamBatchEditOperator(BaseOperator):
         self.edits = edits
         self.output_path = output_path
         self.seedream_conn_id = seedream_conn_id
-        self.poll_interval = core.check_positive("poll_interval", poll_interval)
-        self.timeout = core.check_positive("timeout", timeout)
+        self.poll_interval = request.check_positive("poll_interval", poll_interval)
+        self.timeout = request.check_positive("timeout", timeout)
         self.fail_on = batch.check_fail_on(fail_on)
         self.deferrable = deferrable
 
@@ -334,7 +334,7 @@ class SeedreamBatchEditOperator(BaseOperator):
         pending = {o.task_id: o for o in outcomes if o.waiting}
         early: dict[int, tuple[str, ...]] = {}
 
-        def store_now(task_id: str, event: core.TaskEvent) -> None:
+        def store_now(task_id: str, event: waitstate.TaskEvent) -> None:
             ended = batch.from_event(pending[task_id], event)
             if self.output_path and ended.succeeded:
                 try:
@@ -399,7 +399,7 @@ class SeedreamBatchEditOperator(BaseOperator):
                 stopped = error
                 continue
             except exc.SeedreamError as error:
-                if store is not None and core.is_clean_refusal(error):
+                if store is not None and wire.is_clean_refusal(error):
                     store.delete(key)
                 outcomes.append(batch.not_sent(index, batch.STATE_REFUSED, str(error), error.code))
                 if not isinstance(error, exc.SeedreamValidationError):  # refused for the account, not this edit

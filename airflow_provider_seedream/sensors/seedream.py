@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import core, results, waiting
+from airflow_provider_seedream import request, results, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -57,26 +57,26 @@ class SeedreamTaskSensor(BaseSensorOperator):
         deferrable: bool = True,
         poke_interval: float = 5.0,
         timeout: float = 3600.0,
-        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
         output_path: Any = None,
         **kwargs: Any,
     ) -> None:
-        core.check_positive("poke_interval", poke_interval)
-        core.check_positive("timeout", timeout)
+        request.check_positive("poke_interval", poke_interval)
+        request.check_positive("timeout", timeout)
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.seedream_task_id = seedream_task_id
         self.seedream_conn_id = seedream_conn_id
         self.deferrable = deferrable
         self.max_consecutive_errors = max_consecutive_errors
         self.output_path = output_path
-        self._waiter: core.Waiter | None = None
+        self._waiter: waitstate.Waiter | None = None
 
     @cached_property
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
     def execute(self, context: Context) -> Any:
-        task_id = core.check_task_id(self.seedream_task_id)
+        task_id = wire.check_task_id(self.seedream_task_id)
         if self.output_path:  # an unusable destination fails now, not after the wait
             from airflow_provider_seedream import storage
 
@@ -98,7 +98,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
                       returns=results.RETURN_RESULT_URLS)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        task_id = core.check_task_id(self.seedream_task_id)
+        task_id = wire.check_task_id(self.seedream_task_id)
         if self._waiter is None or self._waiter.task_id != task_id:
             # The base class enforces ``timeout`` in poke mode; the waiter only tracks states and tolerated errors.
             self._waiter = waiting.WaitPlan.start(task_id, self.poke_interval, float("inf"),
@@ -106,7 +106,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
         step = waiting.observe_once(self, self._waiter)
         if step.event is None:
             return PokeReturnValue(is_done=False)
-        task = core.resolve_event(step.event, task_id)
+        task = waitstate.resolve_event(step.event, task_id)
         return PokeReturnValue(is_done=True, xcom_value=results.deliver(self, context, task))
 
     def _first_poke(self, context: Context) -> float | None:
@@ -126,7 +126,7 @@ class SeedreamTaskSensor(BaseSensorOperator):
         self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int
     ) -> float:
         # The same schedule as the trigger and the hook's wait, rather than a fixed interval.
-        return core.poll_delay(run_duration(), self.poke_interval)
+        return waitstate.poll_delay(run_duration(), self.poke_interval)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         try:
@@ -141,8 +141,8 @@ class SeedreamTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         """Finish after the trigger fired: return the result URLs, or raise the typed error the event reports."""
-        task_id = core.check_task_id(self.seedream_task_id)
+        task_id = wire.check_task_id(self.seedream_task_id)
         if waiting.ended_by_trigger(event):
             event = waiting.reread_event(self, task_id)
-        task = core.resolve_event(event, task_id)
+        task = waitstate.resolve_event(event, task_id)
         return results.deliver(self, context, task)

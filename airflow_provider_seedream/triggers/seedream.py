@@ -10,22 +10,22 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_seedream import aio, core, results
+from airflow_provider_seedream import aio, connection, results, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 
-async def wait_one(hook: SeedreamHook, settings: core.ConnectionSettings, waiter: core.Waiter,
-                   deadline: float | None, log: Any) -> core.TaskEvent:
+async def wait_one(hook: SeedreamHook, settings: connection.ConnectionSettings, waiter: waitstate.Waiter,
+                   deadline: float | None, log: Any) -> waitstate.TaskEvent:
     """Drive ``waiter`` with queries sent through the process's shared client and poll budget until it ends.
 
     The one wait loop of the triggerer: a single task's trigger runs it once, a batch's trigger once per task.
     """
     while True:
-        outcome: core.SeedreamTask | BaseException
+        outcome: wire.SeedreamTask | BaseException
         try:
             # When the budget is scarce, the tasks most likely finished are asked about first.
-            rank = core.likely_done_at(waiter.started_at, waiter.last_running_at, settings.typical_run_seconds)
+            rank = waitstate.likely_done_at(waiter.started_at, waiter.last_running_at, settings.typical_run_seconds)
             outcome = await hook.aget_task(waiter.task_id, priority=rank - time.time(), deadline=deadline)
         except exc.SeedreamError as error:
             outcome = error
@@ -80,8 +80,8 @@ class SeedreamTaskTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
         started_at: float | None = None,
-        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
         min_event_delay: float = 0.0,
         end_from_trigger: bool = False,
         returns: str = results.RETURN_RESULT_URLS,
@@ -115,8 +115,8 @@ class SeedreamTaskTrigger(BaseTrigger):
             },
         )
 
-    def _policy(self) -> core.WaitPolicy:
-        return core.WaitPolicy(
+    def _policy(self) -> waitstate.WaitPolicy:
+        return waitstate.WaitPolicy(
             poll_interval=self.poll_interval,
             deadline=self.deadline if self.deadline is not None else math.inf,
             not_found_grace=self.not_found_grace,
@@ -128,18 +128,18 @@ class SeedreamTaskTrigger(BaseTrigger):
         try:
             hook = SeedreamHook(self.seedream_conn_id)
             settings = await hook.aget_settings()
-            waiter = core.Waiter(task_id, self._policy(), started_at=self.started_at)
+            waiter = waitstate.Waiter(task_id, self._policy(), started_at=self.started_at)
             self.log.info("Waiting for Seedream task %s (poll interval %.1f s)", task_id, self.poll_interval)
             # Hold one lease for the whole wait so that the shared client is not reopened between polls.
             async with aio.lease(settings):
                 event = await wait_one(hook, settings, waiter, self.deadline, self.log)
         except Exception as error:  # CancelledError is a BaseException and passes through untouched
             self.log.exception("Trigger for Seedream task %s failed", task_id)
-            event = core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
+            event = waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
                                                                 f"{type(error).__name__}: {error}", error=error)
-        if self.end_from_trigger and event["status"] == core.EVENT_SUCCESS:
+        if self.end_from_trigger and event["status"] == waitstate.EVENT_SUCCESS:
             try:
-                task = core.resolve_event(event, task_id)  # checked like any event a worker would receive
+                task = waitstate.resolve_event(event, task_id)  # checked like any event a worker would receive
             except exc.SeedreamError as error:  # a worker turns it into the typed error it stands for
                 self.log.warning("Seedream task %s: the success event does not check out (%s); resuming on a worker",
                                  task_id, error)
@@ -183,7 +183,7 @@ class SeedreamTaskTrigger(BaseTrigger):
             return False
         return True
 
-    def _end(self, task: core.SeedreamTask) -> TaskSuccessEvent:
+    def _end(self, task: wire.SeedreamTask) -> TaskSuccessEvent:
         """End the Airflow task here; its XComs are already pushed."""
         self.log.info("%s", results.describe_success(task))
         self.log.info("Ended the Airflow task in the triggerer: nothing is left to do on a worker (no output_path, "
@@ -214,12 +214,12 @@ class SeedreamBatchTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
         started_at: float | None = None,
-        max_consecutive_errors: int = core.DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        not_found_grace: float = core.DEFAULT_NOT_FOUND_GRACE,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
         min_event_delay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.seedream_task_ids = [core.check_task_id(task_id) for task_id in seedream_task_ids]
+        self.seedream_task_ids = [wire.check_task_id(task_id) for task_id in seedream_task_ids]
         self.seedream_conn_id = seedream_conn_id
         self.poll_interval = float(poll_interval)
         self.deadline = float(deadline) if deadline is not None else None
@@ -245,26 +245,26 @@ class SeedreamBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ids = self.seedream_task_ids
-        policy = core.WaitPolicy(
+        policy = waitstate.WaitPolicy(
             poll_interval=self.poll_interval,
             deadline=self.deadline if self.deadline is not None else math.inf,
             not_found_grace=self.not_found_grace,
             max_consecutive_errors=self.max_consecutive_errors,
         )
-        events: list[core.TaskEvent] = []
+        events: list[waitstate.TaskEvent] = []
         try:
             hook = SeedreamHook(self.seedream_conn_id)
             settings = await hook.aget_settings()
             self.log.info("Waiting for %d Seedream task(s) (poll interval %.1f s)", len(ids), self.poll_interval)
             finished = 0
 
-            async def one(task_id: str) -> core.TaskEvent:
+            async def one(task_id: str) -> waitstate.TaskEvent:
                 nonlocal finished
                 try:
-                    event = await wait_one(hook, settings, core.Waiter(task_id, policy, started_at=self.started_at),
+                    event = await wait_one(hook, settings, waitstate.Waiter(task_id, policy, started_at=self.started_at),
                                            self.deadline, self.log)
                 except Exception as error:  # one task's trouble is that task's outcome, not the batch's
-                    event = core.make_event(core.EVENT_ERROR, task_id, f"waiting for Seedream task {task_id} "
+                    event = waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"waiting for Seedream task {task_id} "
                                             f"failed: {type(error).__name__}: {error}", error=error)
                 finished += 1
                 self.log.info("Seedream task %s: %s (%d of %d finished)", task_id, event["status"], finished,
@@ -275,7 +275,7 @@ class SeedreamBatchTrigger(BaseTrigger):
                 events = list(await asyncio.gather(*(one(task_id) for task_id in ids)))
         except Exception as error:  # the connection could not be read: every task's wait failed the same way
             self.log.exception("Trigger for %d Seedream task(s) failed", len(ids))
-            events = [core.make_event(core.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
+            events = [waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
                                       f"{type(error).__name__}: {error}", error=error) for task_id in ids]
         await hold_back(self.started_at + self.min_event_delay, self.log, f"{len(ids)} Seedream task(s) ended")
         yield TriggerEvent({"status": "done", "events": [dict(event) for event in events]})
