@@ -295,14 +295,16 @@ def transport_error(error: httpx.TransportError, what: str) -> exc.SeedreamTrans
 
 
 async def fetch(client: httpx.AsyncClient, url: str, what: str, *, timeout: float,
-                cap: int = limits.MAX_JSON_BYTES, **kwargs: object) -> limits.Answer:
+                connect_timeout: float = connection.CONNECT_TIMEOUT_SECONDS, cap: int = limits.MAX_JSON_BYTES,
+                **kwargs: object) -> limits.Answer:
     """GET ``url`` and read the whole answer within ``timeout`` seconds and ``cap`` bytes, without blocking the loop.
 
     Raises ``SeedreamTransportError`` (no whole answer in time) or ``SeedreamResponseError`` (past the cap).
     """
 
     async def exchange() -> limits.Answer:
-        async with client.stream("GET", url, **kwargs) as response:  # type: ignore[arg-type]
+        per_request = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        async with client.stream("GET", url, timeout=per_request, **kwargs) as response:  # type: ignore[arg-type]
             body = limits.open_body(response.headers, cap)
             async for chunk in response.aiter_raw(limits.READ_CHUNK_BYTES):
                 body.feed(chunk)

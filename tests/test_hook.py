@@ -201,3 +201,22 @@ def test_connection_timeout_extra_applies_to_sync_reads(emulator, monkeypatch, a
     with pytest.raises(exc.SeedreamTransportError, match="no whole answer from kie.ai within 0.5 s"):
         SeedreamHook(max_retries=0).get_credits()
     assert SeedreamHook(max_retries=0, timeout=5).get_credits() > 0  # the hook's own argument wins
+
+
+@pytest.mark.parametrize("stack", ["sync", "async"])
+def test_the_hooks_own_timeout_bounds_both_stacks(emulator, stack):
+    """``SeedreamHook(timeout=...)`` is one setting for both stacks: the trigger's async query obeys it as the worker's
+    sync query does (it used to read only the connection's extra, 30 s here)."""
+    import asyncio
+    import time
+
+    task_id = SeedreamHook().create_edit_task("p", [emulator.sample_url()])
+    emulator.faults("recordInfo", {"kind": "delay", "seconds": 3})
+    hook = SeedreamHook(timeout=0.5, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(exc.SeedreamTransportError, match="recordInfo"):
+        if stack == "sync":
+            hook.get_task(task_id)
+        else:
+            asyncio.run(hook.aget_task(task_id))
+    assert time.monotonic() - started < 2.5

@@ -214,7 +214,12 @@ class SeedreamHook(BaseHook):
     # ---------------------------------------------------------------------------------------------------- transport
     def _timeouts(self) -> tuple[float, float]:
         """(connect, read) timeouts: the hook's own, else the connection's extra ``timeout``."""
-        return self.connect_timeout, self.timeout if self.timeout is not None else self.settings.timeout
+        return self.timeouts_for(self.settings)
+
+    def timeouts_for(self, settings: connection.ConnectionSettings) -> tuple[float, float]:
+        """(connect, whole answer) timeouts for one request, the same for the sync and the async stack: the hook's
+        ``connect_timeout`` and ``timeout`` when given, else the connection's extra ``timeout``."""
+        return self.connect_timeout, self.timeout if self.timeout is not None else settings.timeout
 
     def _send(self, method: str, url: str, what: str, *, fresh_connection: bool = False,
               total_timeout: float | None = None, **kwargs: Any) -> Any:
@@ -492,9 +497,10 @@ class SeedreamHook(BaseHook):
         url = settings.base_url + wire.RECORD_INFO_PATH
         async with aio.lease(settings) as (client, budget):
             await aio.acquire_before(budget, priority, deadline)
-            timeout = settings.timeout
+            connect_timeout, timeout = self.timeouts_for(settings)
             if deadline is not None:
                 timeout = min(timeout, max(deadline - time.time(), 1.0))
-            answer = await aio.fetch(client, url, "recordInfo", timeout=timeout, params={"taskId": task_id})
+            answer = await aio.fetch(client, url, "recordInfo", timeout=timeout, params={"taskId": task_id},
+                                     connect_timeout=connect_timeout)
         data = wire.parse_envelope(answer.status, answer.body, answer.retry_after, settings.redactor)
         return wire.parse_task(data, task_id)
