@@ -9,13 +9,37 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_seedream import batch, files, links, wire
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+
+class Handing(Protocol):
+    """What a hand-over needs of the task that waited (``waiting.SeedreamWaitMixin`` is one)."""
+
+    @property
+    def hook(self) -> SeedreamHook: ...
+
+    @property
+    def log(self) -> Any: ...
+
+    @property
+    def output_path(self) -> Any: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def dag_id(self) -> str: ...
+
+    @property
+    def outlets(self) -> Any: ...
 
 XCOM_TASK_ID = "seedream_task_id"
 XCOM_RESULT_URLS = "result_urls"
@@ -60,7 +84,7 @@ def describe_success(task: wire.SeedreamTask) -> str:
             f"{wire.describe_urls(task.result_urls)}")
 
 
-def deliver(operator: Any, context: Context, task: wire.SeedreamTask) -> list[str]:
+def deliver(operator: Handing, context: Context, task: wire.SeedreamTask) -> list[str]:
     """Log a succeeded task's results, push them to XCom, store them under ``output_path``, return the result URLs.
 
     Raises ``SeedreamStorageError`` (naming the result URLs) when ``output_path`` is set and storing fails.
@@ -86,7 +110,7 @@ def deliver(operator: Any, context: Context, task: wire.SeedreamTask) -> list[st
     return urls
 
 
-def store(operator: Any, context: Context, task_id: str, urls: list[str], edit_index: int | None = None) -> list[str]:
+def store(operator: Handing, context: Context, task_id: str, urls: list[str], edit_index: int | None = None) -> list[str]:
     """Copy a succeeded task's result images under the operator's ``output_path``; return the stored URIs.
 
     Raises ``SeedreamStorageError`` (naming the result URLs) when storing fails.
@@ -109,7 +133,7 @@ def store(operator: Any, context: Context, task_id: str, urls: list[str], edit_i
     return [image.uri for image in stored]
 
 
-def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]) -> list[batch.Outcome]:
+def deliver_batch(operator: Handing, context: Context, outcomes: list[batch.Outcome]) -> list[batch.Outcome]:
     """Store every succeeded edit of a batch (with ``output_path``) not stored yet, push the batch's XComs, return
     the outcomes.
 
@@ -157,7 +181,7 @@ def deliver_batch(operator: Any, context: Context, outcomes: list[batch.Outcome]
     return final
 
 
-def emit_asset_events(operator: Any, context: Context, summary: dict[str, Any],
+def emit_asset_events(operator: Handing, context: Context, summary: dict[str, Any],
                       stored: list[tuple[str, dict[str, Any]]]) -> None:
     """Describe the stored files in the task's asset events, so downstream DAGs scheduled on them can find them.
 

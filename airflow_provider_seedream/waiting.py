@@ -1,7 +1,8 @@
-"""The wait steps the operator and the sensor share: one status check, then a deferral to the triggerer.
+"""The wait steps the edit operators and the sensor share, as ``SeedreamWaitMixin``: check once, defer, deliver.
 
-Both check the task once before deferring (a task that already finished, or failed, needs no triggerer), and both
-hand the trigger the same absolute deadline.
+A typed base the operator, the batch operator and the sensor derive from, so that what the wait needs of a task
+(its hook, connection id, ``output_path``, log, deferral) is a contract mypy checks, not attributes read through
+``getattr``. ``WaitPlan`` fixes one wait's settings and absolute deadline when it starts.
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_seedream import waitstate
+from airflow_provider_seedream import results, waitstate, wire
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.version_compat import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 # Slack on top of the trigger's own deadline before Airflow kills the deferral itself: the trigger should always
 # report the timeout first, with the kie task id in the message.
@@ -53,58 +60,81 @@ class WaitPlan:
         return waitstate.Waiter(self.task_id, policy, started_at=self.started)
 
 
-def observe_once(operator: Any, waiter: waitstate.Waiter) -> waitstate.Step:
-    """Query the task once from the worker and feed the outcome to ``waiter``, logging to the operator's log."""
-    step: waitstate.Step = operator.hook.observe(waiter, operator.log)
-    return step
+class SeedreamWaitMixin(BaseOperator):
+    """What a task that waits for kie needs, in one place: its hook, one status check, the deferral, the hand-over.
 
-
-def can_end_in_triggerer(operator: Any, base: type) -> bool:
-    """Tell whether a wait leaves nothing for a worker: no ``output_path``, no outlets, ``execute_complete`` as
-    ``base`` defines it (a subclass that overrides it expects to run it), and no downstream task mapped over its
-    return value (a worker records the value's length for that; the triggerer cannot)."""
-    if getattr(operator, "output_path", None) or list(getattr(operator, "outlets", None) or []):
-        return False
-    if getattr(type(operator), "execute_complete", None) is not getattr(base, "execute_complete", None):
-        return False
-    has_dag = getattr(operator, "has_dag", None)
-    if has_dag is not None and not has_dag():
-        return True  # a task outside any DAG has no downstream task at all
-    mapped_dependants = getattr(operator, "iter_mapped_dependants", None)
-    try:
-        return mapped_dependants is None or next(mapped_dependants(), None) is None
-    except Exception:  # a task outside a DAG, or one Airflow cannot walk: resume, as before
-        return False
-
-
-def defer(operator: Any, plan: WaitPlan, method_name: str = "execute_complete", *, end_from_trigger: bool = False,
-          returns: str = "result_urls") -> NoReturn:
-    """Hand the rest of the wait to the triggerer (raises ``TaskDeferred``).
-
-    :param end_from_trigger: let the trigger end the task on success (see ``SeedreamTaskTrigger``).
-    :param returns: what the task returns when the trigger ends it.
+    Subclasses set ``seedream_conn_id`` and ``output_path`` (``None`` for none) in ``__init__``.
     """
-    # Imported here: parsing a DAG that uses the operator should not pay for the trigger's async stack.
-    from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
 
-    operator.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", plan.task_id,
+    seedream_conn_id: str
+    output_path: Any
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return SeedreamHook(self.seedream_conn_id)
+
+    def check_once(self, waiter: waitstate.Waiter) -> waitstate.Step:
+        """Query the task once from the worker and feed the outcome to ``waiter``, logging to this task's log."""
+        return self.hook.observe(waiter, self.log)
+
+    def ends_in_triggerer(self, base: type) -> bool:
+        """Tell whether a wait leaves nothing for a worker: no ``output_path``, no outlets, ``execute_complete`` as
+        ``base`` defines it (a subclass that overrides it expects to run it), and no downstream task mapped over its
+        return value (a worker records the value's length for that; the triggerer cannot)."""
+        if self.output_path or list(self.outlets or []):
+            return False
+        if getattr(type(self), "execute_complete", None) is not getattr(base, "execute_complete", None):
+            return False
+        if not self.has_dag():
+            return True  # a task outside any DAG has no downstream task at all
+        try:
+            return next(self.iter_mapped_dependants(), None) is None
+        except Exception:  # a DAG Airflow cannot walk: resume, as before
+            return False
+
+    def defer_wait(self, plan: WaitPlan, *, base: type, returns: str,
+                   method_name: str = "execute_complete") -> NoReturn:
+        """Hand the rest of the wait to the triggerer (raises ``TaskDeferred``); the trigger ends the task itself
+        when nothing is left for a worker (``ends_in_triggerer``).
+
+        :param returns: what the task returns when the trigger ends it (``results.RETURN_*``).
+        """
+        # Imported here: parsing a DAG that uses the operator should not pay for the trigger's async stack.
+        from airflow_provider_seedream.triggers.seedream import SeedreamTaskTrigger
+
+        self.log.info("Deferring the wait for Seedream task %s to the triggerer (deadline in %.0f s)", plan.task_id,
                       plan.deadline - time.time())
-    operator.defer(
-        trigger=SeedreamTaskTrigger(
-            seedream_task_id=plan.task_id,
-            seedream_conn_id=operator.seedream_conn_id,
-            poll_interval=plan.poll_interval,
-            deadline=plan.deadline,
-            started_at=plan.started,
-            max_consecutive_errors=plan.max_consecutive_errors,
-            min_event_delay=EVENT_HOLDBACK_SECONDS,
-            end_from_trigger=end_from_trigger,
-            returns=returns,
-        ),
-        method_name=method_name,
-        timeout=defer_timeout(plan.timeout),
-    )
-    raise AssertionError("defer() returned")  # pragma: no cover - BaseOperator.defer always raises
+        self.defer(
+            trigger=SeedreamTaskTrigger(
+                seedream_task_id=plan.task_id,
+                seedream_conn_id=self.seedream_conn_id,
+                poll_interval=plan.poll_interval,
+                deadline=plan.deadline,
+                started_at=plan.started,
+                max_consecutive_errors=plan.max_consecutive_errors,
+                min_event_delay=EVENT_HOLDBACK_SECONDS,
+                end_from_trigger=self.ends_in_triggerer(base),
+                returns=returns,
+            ),
+            method_name=method_name,
+            timeout=defer_timeout(plan.timeout),
+        )
+        raise AssertionError("defer() returned")  # pragma: no cover - BaseOperator.defer always raises
+
+    def reread_event(self, task_id: str) -> dict[str, Any]:
+        """Read a task the trigger already saw succeed (a free recordInfo) and return the event a resume expects."""
+        task = self.hook.get_task(task_id)
+        self.log.info("The trigger ended the wait for Seedream task %s, but this runtime resumed the task anyway "
+                      "(dag.test does); read it again (state %s)", task_id, task.state)
+        if task.succeeded:
+            return dict(waitstate.make_event(waitstate.EVENT_SUCCESS, task_id, f"Seedream task {task_id} succeeded",
+                                             task))
+        return dict(waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"Seedream task {task_id} is {task.state}, "
+                                                                         "although the trigger saw it succeed"))
+
+    def deliver(self, context: Context, task: wire.SeedreamTask) -> list[str]:
+        """Hand a succeeded task over: XComs, the extra link, and the stored images with ``output_path``."""
+        return results.deliver(self, context, task)
 
 
 #: The payload a task resumes with when a runtime ignores the trigger's task-end event and resumes it anyway
@@ -115,14 +145,3 @@ ENDED_BY_TRIGGER = "success"
 def ended_by_trigger(event: Any) -> bool:
     """Tell whether ``event`` is what a ``TaskSuccessEvent`` leaves behind, rather than one of our wait events."""
     return isinstance(event, str) and event == ENDED_BY_TRIGGER
-
-
-def reread_event(operator: Any, task_id: str) -> dict[str, Any]:
-    """Read a task the trigger already saw succeed (a free recordInfo) and return the event a resume expects."""
-    task = operator.hook.get_task(task_id)
-    operator.log.info("The trigger ended the wait for Seedream task %s, but this runtime resumed the task anyway "
-                      "(dag.test does); read it again (state %s)", task_id, task.state)
-    if task.succeeded:
-        return dict(waitstate.make_event(waitstate.EVENT_SUCCESS, task_id, f"Seedream task {task_id} succeeded", task))
-    return dict(waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"Seedream task {task_id} is {task.state}, although the "
-                                                           "trigger saw it succeed"))

@@ -5,21 +5,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedream import batch, request, results, uploads, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
-from airflow_provider_seedream.version_compat import BaseOperator, conf
+from airflow_provider_seedream.version_compat import conf
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 # task_state_store key; renaming it breaks re-attachment for retries already in flight.
 STATE_KEY = "seedream_task"
-class SeedreamEditOperator(BaseOperator):
+class SeedreamEditOperator(waiting.SeedreamWaitMixin):
     """Submit a Seedream 4.5 edit (``seedream/4.5-edit``) to kie.ai and return the kie task id.
 
     The task id is pushed to XCom at once (key ``seedream_task_id``, and as the return value), so a
@@ -105,10 +104,6 @@ class SeedreamEditOperator(BaseOperator):
                 "wait_for_completion=True, or give output_path to the SeedreamTaskSensor that waits",
                 field="output_path", code=None,
             )
-
-    @cached_property
-    def hook(self) -> SeedreamHook:
-        return SeedreamHook(self.seedream_conn_id)
 
     def _reattach_to(self, store: Any, fingerprint: str) -> tuple[str, wire.SeedreamTask | None] | None:
         """Return the task a previous try submitted for the same inputs, if it is still worth waiting for, with what
@@ -196,12 +191,11 @@ class SeedreamEditOperator(BaseOperator):
             # here would spend kie's 10 queries per second outside the triggerer's shared budget, once per mapped
             # task of a fan-out.
             if seen is not None and seen.succeeded:
-                results.deliver(self, context, seen)
+                self.deliver(context, seen)
                 return task_id
-            waiting.defer(self, plan, end_from_trigger=waiting.can_end_in_triggerer(self, SeedreamEditOperator),
-                          returns=results.RETURN_TASK_ID)
+            self.defer_wait(plan, base=SeedreamEditOperator, returns=results.RETURN_TASK_ID)
         task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline)
-        results.deliver(self, context, task)
+        self.deliver(context, task)
         return task_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
@@ -210,13 +204,13 @@ class SeedreamEditOperator(BaseOperator):
             ti = context["ti"]
             task_id = ti.xcom_pull(task_ids=self.task_id, key=results.XCOM_TASK_ID,
                                    map_indexes=getattr(ti, "map_index", -1))
-            event = waiting.reread_event(self, wire.check_task_id(task_id))
+            event = self.reread_event(wire.check_task_id(task_id))
         task = waitstate.resolve_event(event)
-        results.deliver(self, context, task)
+        self.deliver(context, task)
         return task.task_id
 
 
-class SeedreamBatchEditOperator(BaseOperator):
+class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
     """Submit a batch of Seedream 4.5 edits from one task at the account's pace, wait for all of them in one deferral,
     store every result, and return one dict per edit, in input order.
 
@@ -276,10 +270,6 @@ class SeedreamBatchEditOperator(BaseOperator):
         self.timeout = request.check_positive("timeout", timeout)
         self.fail_on = batch.check_fail_on(fail_on)
         self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> SeedreamHook:
-        return SeedreamHook(self.seedream_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         # Everything is checked before anything is sent: every edit (files included) and where results will go.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedream import request, results, waiting, waitstate, wire
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SeedreamTaskSensor(BaseSensorOperator):
+class SeedreamTaskSensor(waiting.SeedreamWaitMixin, BaseSensorOperator):
     """Wait for a Seedream task to finish and return its result image URLs.
 
     Deferrable by default: after one status check it hands the wait to the triggerer and frees the worker slot. With
@@ -71,10 +70,6 @@ class SeedreamTaskSensor(BaseSensorOperator):
         self.output_path = output_path
         self._waiter: waitstate.Waiter | None = None
 
-    @cached_property
-    def hook(self) -> SeedreamHook:
-        return SeedreamHook(self.seedream_conn_id)
-
     def execute(self, context: Context) -> Any:
         task_id = wire.check_task_id(self.seedream_task_id)
         if self.output_path:  # an unusable destination fails now, not after the wait
@@ -91,11 +86,10 @@ class SeedreamTaskSensor(BaseSensorOperator):
                                                "be running on kie.ai", task_id=task_id) from error
 
         plan = waiting.WaitPlan.start(task_id, self.poke_interval, self.timeout, self.max_consecutive_errors)
-        step = waiting.observe_once(self, plan.waiter())
+        step = self.check_once(plan.waiter())
         if step.event is not None:  # already finished: no need to defer
             return self.execute_complete(context, dict(step.event))
-        waiting.defer(self, plan, end_from_trigger=waiting.can_end_in_triggerer(self, SeedreamTaskSensor),
-                      returns=results.RETURN_RESULT_URLS)
+        self.defer_wait(plan, base=SeedreamTaskSensor, returns=results.RETURN_RESULT_URLS)
 
     def poke(self, context: Context) -> PokeReturnValue:
         task_id = wire.check_task_id(self.seedream_task_id)
@@ -103,11 +97,11 @@ class SeedreamTaskSensor(BaseSensorOperator):
             # The base class enforces ``timeout`` in poke mode; the waiter only tracks states and tolerated errors.
             self._waiter = waiting.WaitPlan.start(task_id, self.poke_interval, float("inf"),
                                                   self.max_consecutive_errors, self._first_poke(context)).waiter()
-        step = waiting.observe_once(self, self._waiter)
+        step = self.check_once(self._waiter)
         if step.event is None:
             return PokeReturnValue(is_done=False)
         task = waitstate.resolve_event(step.event, task_id)
-        return PokeReturnValue(is_done=True, xcom_value=results.deliver(self, context, task))
+        return PokeReturnValue(is_done=True, xcom_value=self.deliver(context, task))
 
     def _first_poke(self, context: Context) -> float | None:
         """Return when the wait began if an earlier process began it (reschedule mode), else ``None`` (now).
@@ -143,6 +137,6 @@ class SeedreamTaskSensor(BaseSensorOperator):
         """Finish after the trigger fired: return the result URLs, or raise the typed error the event reports."""
         task_id = wire.check_task_id(self.seedream_task_id)
         if waiting.ended_by_trigger(event):
-            event = waiting.reread_event(self, task_id)
+            event = self.reread_event(task_id)
         task = waitstate.resolve_event(event, task_id)
-        return results.deliver(self, context, task)
+        return self.deliver(context, task)
