@@ -59,6 +59,22 @@ def get_provider_info() -> dict[str, Any]:
                         "(default 20)",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "max_download_bytes": {
+                        "label": "Largest result image (bytes)",
+                        "description": "Result images larger than this are not stored (default 209715200, 200 MiB)",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "download_timeout": {
+                        "label": "Download time limit (s)",
+                        "description": "Seconds one result image may take to download in all (default 300)",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "submits_per_10s": {
+                        "label": "Submits per 10 s (this host)",
+                        "description": "createTask calls this host's workers send per 10 s for the key (kie allows "
+                        "20; default 20); lower it when hosts share a key",
+                        "schema": {"type": ["number", "null"]},
+                    },
                     "credits_per_image": {
                         "label": "Credits per image",
                         "description": "Price of one edit; a batch that would cost more than the balance fails "

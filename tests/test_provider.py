@@ -58,21 +58,39 @@ def test_airflow_providers_list_shows_the_provider():
     assert "airflow-provider-seedream" in result.stdout
 
 
-def test_hook_form_methods_agree_with_provider_info():
-    """3.1 reads the hook's classmethods, 3.2+ the provider info: both must describe the same form."""
+#: A value each extra refuses, so a test can tell the extra is read (numbers must be positive numbers).
+_REFUSED = {"upload_base_url": "ftp://files.example.com"}
+
+
+def test_the_form_offers_exactly_the_extras_the_connection_reads():
+    """Every extra field of the connection form is one ``settings_from_connection`` reads (a refused value fails
+    naming it), and every extra it reads has a field: a user can set in the UI all that the provider reads."""
+    from airflow_provider_seedream import connection
+
+    fields = set(get_provider_info()["connection-types"][0]["conn-fields"])
+    read = set()
+    for name in sorted(fields | {"max_download_bytes", "download_timeout", "submits_per_10s", "credits_per_image",
+                                 "not_an_extra"}):
+        try:
+            connection.settings_from_connection(conn_id="c", host=None, password="key",
+                                                extra={name: _REFUSED.get(name, "-1")})
+        except Exception as error:
+            assert f"extra.{name}" in str(error), error
+            read.add(name)
+    assert "not_an_extra" not in read
+    assert fields == read
+
+
+def test_the_form_hides_and_relabels_on_every_airflow():
+    """3.1 reads the hook's classmethods, 3.2+ the provider info: both show the key as "API key" and hide the rest."""
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
-    yaml = get_provider_info()["connection-types"][0]
-    assert yaml["connection-type"] == SeedreamHook.conn_type and yaml["hook-name"] == SeedreamHook.hook_name
-    python = SeedreamHook.get_ui_field_behaviour()
-    kebab = yaml["ui-field-behaviour"]
-    assert python["hidden_fields"] == kebab["hidden-fields"]
-    assert python["relabeling"] == kebab["relabeling"]
-    assert python["placeholders"] == kebab["placeholders"]
-    assert set(yaml["conn-fields"]) == {"upload_base_url", "polls_per_second", "timeout", "typical_run_seconds",
-                                        "credits_per_image"}
+    behaviour = SeedreamHook.get_ui_field_behaviour()
+    assert set(behaviour["hidden_fields"]) == {"schema", "login", "port"}
+    assert behaviour["relabeling"] == {"password": "API key", "host": "Base URL"}
     from airflow_provider_seedream.version_compat import AIRFLOW_V_3_2_PLUS
 
     if not AIRFLOW_V_3_2_PLUS:  # 3.1 builds the extra fields from the hook's widgets
         pytest.importorskip("wtforms")
-        assert set(SeedreamHook.get_connection_form_widgets()) == set(yaml["conn-fields"])
+        widgets = SeedreamHook.get_connection_form_widgets()
+        assert set(widgets) == set(get_provider_info()["connection-types"][0]["conn-fields"])
