@@ -37,16 +37,67 @@ async def wait_one(hook: SeedreamHook, settings: connection.ConnectionSettings, 
         await asyncio.sleep(step.delay)
 
 
-async def hold_back(until: float, log: Any, what: str) -> None:
-    """Sleep until ``until`` (seconds since the epoch) before yielding an event that resumes a deferred task."""
-    hold = until - time.time()
-    if hold > 0:
-        log.info("%s; reporting it in %.1f s, once the deferring worker has surely exited (apache/airflow#72716)",
-                 what, hold)
-        await asyncio.sleep(hold)
+class _WaitSettings(BaseTrigger):
+    """The wait settings every Seedream trigger carries, serialized as plain data (never the key).
+
+    The wait settings (``seedream_conn_id``, ``poll_interval``, ``deadline``, ``started_at``, ``max_consecutive_errors``,
+    ``not_found_grace``, ``min_event_delay``) are described on ``_WaitSettings``.
+    """
+
+    def __init__(
+        self,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
+        min_event_delay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.seedream_conn_id = seedream_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.started_at = float(started_at) if started_at is not None else time.time()
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.not_found_grace = float(not_found_grace)
+        self.min_event_delay = float(min_event_delay)
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "seedream_conn_id": self.seedream_conn_id,
+            "poll_interval": self.poll_interval,
+            "deadline": self.deadline,
+            "started_at": self.started_at,
+            "max_consecutive_errors": self.max_consecutive_errors,
+            "not_found_grace": self.not_found_grace,
+            "min_event_delay": self.min_event_delay,
+        }
+
+    def _classpath(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def _policy(self) -> waitstate.WaitPolicy:
+        return waitstate.WaitPolicy(
+            poll_interval=self.poll_interval,
+            deadline=self.deadline if self.deadline is not None else math.inf,
+            not_found_grace=self.not_found_grace,
+            max_consecutive_errors=self.max_consecutive_errors,
+        )
+
+    def _waiter(self, task_id: str) -> waitstate.Waiter:
+        return waitstate.Waiter(task_id, self._policy(), started_at=self.started_at)
+
+    async def _hold_back(self, what: str) -> None:
+        """Sleep until ``min_event_delay`` after ``started_at`` before yielding an event that resumes a task."""
+        hold = self.started_at + self.min_event_delay - time.time()
+        if hold > 0:
+            self.log.info("%s; reporting it in %.1f s, once the deferring worker has surely exited "
+                          "(apache/airflow#72716)", what, hold)
+            await asyncio.sleep(hold)
 
 
-class SeedreamTaskTrigger(BaseTrigger):
+class SeedreamTaskTrigger(_WaitSettings):
     """Poll kie.ai for one task until it succeeds, fails or the deadline passes, then yield exactly one event.
 
     Everything runs on the event loop without blocking it: the connection is read with the async lookup, requests go
@@ -86,49 +137,22 @@ class SeedreamTaskTrigger(BaseTrigger):
         end_from_trigger: bool = False,
         returns: str = results.RETURN_RESULT_URLS,
     ) -> None:
-        super().__init__()
+        super().__init__(seedream_conn_id, poll_interval, deadline, started_at, max_consecutive_errors,
+                         not_found_grace, min_event_delay)
         self.seedream_task_id = seedream_task_id
-        self.seedream_conn_id = seedream_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deadline = float(deadline) if deadline is not None else None
-        self.started_at = float(started_at) if started_at is not None else time.time()
-        self.max_consecutive_errors = int(max_consecutive_errors)
-        self.not_found_grace = float(not_found_grace)
-        self.min_event_delay = float(min_event_delay)
         self.end_from_trigger = bool(end_from_trigger)
         self.returns = returns
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "seedream_task_id": self.seedream_task_id,
-                "seedream_conn_id": self.seedream_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "started_at": self.started_at,
-                "max_consecutive_errors": self.max_consecutive_errors,
-                "not_found_grace": self.not_found_grace,
-                "min_event_delay": self.min_event_delay,
-                "end_from_trigger": self.end_from_trigger,
-                "returns": self.returns,
-            },
-        )
-
-    def _policy(self) -> waitstate.WaitPolicy:
-        return waitstate.WaitPolicy(
-            poll_interval=self.poll_interval,
-            deadline=self.deadline if self.deadline is not None else math.inf,
-            not_found_grace=self.not_found_grace,
-            max_consecutive_errors=self.max_consecutive_errors,
-        )
+        return self._classpath(), {"seedream_task_id": self.seedream_task_id, **self._settings(),
+                                   "end_from_trigger": self.end_from_trigger, "returns": self.returns}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         task_id = self.seedream_task_id
         try:
             hook = SeedreamHook(self.seedream_conn_id)
             settings = await hook.aget_settings()
-            waiter = waitstate.Waiter(task_id, self._policy(), started_at=self.started_at)
+            waiter = self._waiter(task_id)
             self.log.info("Waiting for Seedream task %s (poll interval %.1f s)", task_id, self.poll_interval)
             # Hold one lease for the whole wait so that the shared client is not reopened between polls.
             async with aio.lease(settings):
@@ -147,8 +171,7 @@ class SeedreamTaskTrigger(BaseTrigger):
                 if await self._push_xcoms(results.end_xcoms(task, self.returns)):
                     yield self._end(task)
                     return
-        await hold_back(self.started_at + self.min_event_delay, self.log, f"Seedream task {task_id}: "
-                                                                         f"{event['status']}")
+        await self._hold_back(f"Seedream task {task_id}: {event['status']}")
         yield TriggerEvent(dict(event))
 
     async def _push_xcoms(self, xcoms: dict[str, Any]) -> bool:
@@ -192,7 +215,7 @@ class SeedreamTaskTrigger(BaseTrigger):
         return TaskSuccessEvent()
 
 
-class SeedreamBatchTrigger(BaseTrigger):
+class SeedreamBatchTrigger(_WaitSettings):
     """Wait for many Seedream tasks in one deferral and yield one event with every task's outcome, in order.
 
     Each task is waited for as ``SeedreamTaskTrigger`` waits for one (same waiter, same shared client and poll
@@ -202,9 +225,7 @@ class SeedreamBatchTrigger(BaseTrigger):
 
     :param seedream_task_ids: the kie task ids, in the batch's order.
     :param deadline: absolute end of the wait for all of them, seconds since the epoch.
-    :param started_at: when the wait began, seconds since the epoch.
-    :param min_event_delay: the earliest moment, in seconds after ``started_at``, the event may be yielded (see
-        ``SeedreamTaskTrigger``).
+    The other wait settings are described on ``_WaitSettings``.
     """
 
     def __init__(
@@ -218,39 +239,15 @@ class SeedreamBatchTrigger(BaseTrigger):
         not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
         min_event_delay: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(seedream_conn_id, poll_interval, deadline, started_at, max_consecutive_errors,
+                         not_found_grace, min_event_delay)
         self.seedream_task_ids = [wire.check_task_id(task_id) for task_id in seedream_task_ids]
-        self.seedream_conn_id = seedream_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deadline = float(deadline) if deadline is not None else None
-        self.started_at = float(started_at) if started_at is not None else time.time()
-        self.max_consecutive_errors = int(max_consecutive_errors)
-        self.not_found_grace = float(not_found_grace)
-        self.min_event_delay = float(min_event_delay)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "seedream_task_ids": list(self.seedream_task_ids),
-                "seedream_conn_id": self.seedream_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "started_at": self.started_at,
-                "max_consecutive_errors": self.max_consecutive_errors,
-                "not_found_grace": self.not_found_grace,
-                "min_event_delay": self.min_event_delay,
-            },
-        )
+        return self._classpath(), {"seedream_task_ids": list(self.seedream_task_ids), **self._settings()}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ids = self.seedream_task_ids
-        policy = waitstate.WaitPolicy(
-            poll_interval=self.poll_interval,
-            deadline=self.deadline if self.deadline is not None else math.inf,
-            not_found_grace=self.not_found_grace,
-            max_consecutive_errors=self.max_consecutive_errors,
-        )
         events: list[waitstate.TaskEvent] = []
         try:
             hook = SeedreamHook(self.seedream_conn_id)
@@ -261,8 +258,7 @@ class SeedreamBatchTrigger(BaseTrigger):
             async def one(task_id: str) -> waitstate.TaskEvent:
                 nonlocal finished
                 try:
-                    event = await wait_one(hook, settings, waitstate.Waiter(task_id, policy, started_at=self.started_at),
-                                           self.deadline, self.log)
+                    event = await wait_one(hook, settings, self._waiter(task_id), self.deadline, self.log)
                 except Exception as error:  # one task's trouble is that task's outcome, not the batch's
                     event = waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"waiting for Seedream task {task_id} "
                                             f"failed: {type(error).__name__}: {error}", error=error)
@@ -277,5 +273,5 @@ class SeedreamBatchTrigger(BaseTrigger):
             self.log.exception("Trigger for %d Seedream task(s) failed", len(ids))
             events = [waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "
                                       f"{type(error).__name__}: {error}", error=error) for task_id in ids]
-        await hold_back(self.started_at + self.min_event_delay, self.log, f"{len(ids)} Seedream task(s) ended")
+        await self._hold_back(f"{len(ids)} Seedream task(s) ended")
         yield TriggerEvent({"status": "done", "events": [dict(event) for event in events]})
