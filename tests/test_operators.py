@@ -310,3 +310,18 @@ def test_a_fresh_submit_defers_without_asking_from_the_worker_and_a_reattach_ask
         edit_op(emulator, prompt="[emulator: seconds=5]", wait_for_completion=True, deferrable=True).execute(
             context(store))
     assert emulator.count("createTask") == 1 and emulator.count("recordInfo") == 1  # the re-attach check
+
+
+def test_the_operator_tolerates_as_many_transient_errors_as_it_is_told(emulator):
+    emulator.faults("recordInfo", {"kind": "http", "status": 500}, {"kind": "http", "status": 502})
+    strict = edit_op(emulator, prompt="[emulator: seconds=0.5]", wait_for_completion=True, deferrable=False,
+                     max_consecutive_errors=1)
+    with pytest.raises(exc.SeedreamError, match="after 2 consecutive transient errors"):
+        strict.execute(context())
+    emulator.faults("recordInfo", {"kind": "http", "status": 500}, {"kind": "http", "status": 502})
+    patient = edit_op(emulator, prompt="[emulator: seconds=0.5]", wait_for_completion=True, deferrable=True,
+                      max_consecutive_errors=3)
+    with pytest.raises(TaskDeferred) as deferred:
+        patient.execute(context())
+    assert deferred.value.trigger.max_consecutive_errors == 3
+    assert edit_op(emulator, wait_for_completion=True, deferrable=False).execute(context())  # default 5

@@ -366,6 +366,7 @@ class SeedreamHook(BaseHook):
         timeout: float | None = 1800.0,
         deadline: float | None = None,
         on_update: Callable[[wire.SeedreamTask], None] | None = None,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> wire.SeedreamTask:
         """Block until ``task_id`` finishes and return it; raise ``SeedreamTaskFailedError`` if it failed.
@@ -374,12 +375,15 @@ class SeedreamHook(BaseHook):
         :param timeout: seconds to wait at most (ignored when ``deadline`` is given); ``None`` waits forever.
         :param deadline: absolute end of the wait, seconds since the epoch.
         :param on_update: called with every task read, for progress reporting.
+        :param max_consecutive_errors: transient errors in a row tolerated before giving up.
         """
         wire.check_task_id(task_id)
         now = time.time()
         if deadline is None:
             deadline = now + timeout if timeout is not None else float("inf")
-        waiter = waitstate.Waiter(task_id, waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline), started_at=now)
+        policy = waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline,
+                                      max_consecutive_errors=max_consecutive_errors)
+        waiter = waitstate.Waiter(task_id, policy, started_at=now)
         while True:
             step = self.observe(waiter, self.log, on_update)
             if step.event is not None:

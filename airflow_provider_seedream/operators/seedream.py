@@ -48,6 +48,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
     :param poll_interval: the base pause between status queries, in seconds.
     :param timeout: how long to wait for the task at most, in seconds.
     :param reattach: re-attach to the task a previous try submitted, when it is still running or succeeded.
+    :param max_consecutive_errors: transient errors in a row tolerated while waiting (as on the sensor).
     :param output_path: where to copy the result images when the operator waits: a local path or an object storage
         URI (``file://``, ``s3://``, ``gs://``, ...), e.g. ``s3://aws_default@bucket/edits/{{ ds }}``. Files are
         named ``<dag_id>/<run_id>/<task_id>/[map-<m>_]image-<i>.<ext>`` below it. Templated.
@@ -82,6 +83,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         timeout: float = 1800.0,
         reattach: bool = True,
         output_path: Any = None,
+        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +100,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         self.timeout = request.check_positive("timeout", timeout)
         self.reattach = reattach
         self.output_path = output_path
+        self.max_consecutive_errors = int(request.check_positive("max_consecutive_errors", max_consecutive_errors))
         if output_path and not wait_for_completion:
             raise exc.SeedreamValidationError(
                 "output_path: the operator only stores results when it waits for them; set "
@@ -184,7 +187,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         if not self.wait_for_completion:
             return task_id
 
-        plan = waiting.WaitPlan.start(task_id, self.poll_interval, self.timeout)
+        plan = waiting.WaitPlan.start(task_id, self.poll_interval, self.timeout, self.max_consecutive_errors)
         if self.deferrable:
             # A task re-attached to may have finished already (kie was just asked): then no deferral. The worker asks
             # nothing more: a task submitted a moment ago has not finished (an edit takes seconds), and asking from
@@ -194,7 +197,8 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
                 self.deliver(context, seen)
                 return task_id
             self.defer_wait(plan, base=SeedreamEditOperator, returns=results.RETURN_TASK_ID)
-        task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline)
+        task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline,
+                                       max_consecutive_errors=self.max_consecutive_errors)
         self.deliver(context, task)
         return task_id
 
