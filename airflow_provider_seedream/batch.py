@@ -15,10 +15,9 @@ from typing import Any, Literal
 from airflow_provider_seedream import request, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
-#: The request fields an item of ``edits`` may hold: the ``SeedreamEditOperator`` parameters that shape the request.
-EDIT_FIELDS = ("prompt", "image_urls", "aspect_ratio", "quality", "callback_url", "nsfw_checker")
-#: ``prompt`` and ``image_urls`` have no default.
-REQUIRED_FIELDS = ("prompt", "image_urls")
+#: The request fields an item of ``edits`` may hold: those of ``request.EditRequest``.
+EDIT_FIELDS = request.EDIT_FIELDS
+REQUIRED_FIELDS = request.REQUIRED_FIELDS
 
 FailOn = Literal["any", "all", "never"]
 FAIL_ON: tuple[FailOn, ...] = ("any", "all", "never")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +23,8 @@ ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
 
 
 QUALITIES = ("basic", "high")
+DEFAULT_ASPECT_RATIO = "1:1"
+DEFAULT_QUALITY = "basic"
 
 
 MAX_PROMPT_CHARS = 3000
@@ -97,13 +99,36 @@ def coerce_url_list(field_name: str, value: Any) -> list[Any]:
 
 
 @dataclass(frozen=True)
+class EditRequest:
+    """An edit as the user asked for it (templated values, not checked yet): the one value the operators, the hook
+    and the batch pass along, checked into an ``EditInput`` by ``build_edit_input``."""
+
+    prompt: Any
+    image_urls: Any
+    aspect_ratio: Any = DEFAULT_ASPECT_RATIO
+    quality: Any = DEFAULT_QUALITY
+    callback_url: Any = None
+    nsfw_checker: Any = None
+
+    @classmethod
+    def of(cls, source: Any) -> EditRequest:
+        """The request an object's attributes of the same names describe (an operator's templated fields)."""
+        return cls(**{name: getattr(source, name) for name in EDIT_FIELDS})
+
+
+#: The fields of an edit, in order; ``prompt`` and ``image_urls`` have no default.
+EDIT_FIELDS = tuple(f.name for f in fields(EditRequest))
+REQUIRED_FIELDS = ("prompt", "image_urls")
+
+
+@dataclass(frozen=True)
 class EditInput:
     """A validated Seedream 4.5 edit request, ready to send."""
 
     prompt: str
     image_urls: tuple[str, ...]
-    aspect_ratio: str = "1:1"
-    quality: str = "basic"
+    aspect_ratio: str = DEFAULT_ASPECT_RATIO
+    quality: str = DEFAULT_QUALITY
     callback_url: str | None = None
     nsfw_checker: bool | None = None
 
@@ -130,15 +155,9 @@ class EditInput:
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def build_edit_input(
-    prompt: Any,
-    image_urls: Any,
-    aspect_ratio: Any = "1:1",
-    quality: Any = "basic",
-    callback_url: Any = None,
-    nsfw_checker: Any = None,
-) -> EditInput:
+def build_edit_input(edit: EditRequest) -> EditInput:
     """Validate every input of an edit and return it; raise ``SeedreamValidationError`` naming the first bad field."""
+    prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker = (getattr(edit, name) for name in EDIT_FIELDS)
     if not isinstance(prompt, str):
         raise invalid("prompt", f"must be a string, got {type(prompt).__name__}")
     if prompt.strip() == "None":

@@ -160,19 +160,13 @@ def upload_input(hook: Uploader, item: InputFile) -> str:
     return url
 
 
-def prepare_edit(
-    prompt: Any,
-    image_urls: Any,
-    aspect_ratio: Any = "1:1",
-    quality: Any = "basic",
-    callback_url: Any = None,
-    nsfw_checker: Any = None,
-) -> PreparedEdit:
+def prepare_edit(edit: request.EditRequest) -> PreparedEdit:
     """Check every input of an edit, files included, and return it ready to upload and send.
 
     Pure checks run first (count, URLs, prompt, enums), then the files are looked at (size and leading bytes only).
     Raises ``SeedreamValidationError`` naming the field (``image_urls[3]: ...``); nothing is sent to kie.
     """
+    image_urls = edit.image_urls
     if isinstance(image_urls, (list, tuple)):
         image_urls = [_as_text(value) for value in image_urls]
     elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
@@ -181,11 +175,11 @@ def prepare_edit(
     # The count (1 to 14, files included) is checked by build_edit_input below, still before any file is read.
     inputs = [files.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
     provisional = [item.value if item.kind == "url" else files.placeholder_url(str(item.index)) for item in inputs]
-    edit = request.build_edit_input(prompt, provisional, aspect_ratio, quality, callback_url, nsfw_checker)
+    valid = request.build_edit_input(dataclasses.replace(edit, image_urls=provisional))
     checked = tuple(inspect_input(item) for item in inputs if item.kind == "storage")
     if not checked:
-        return PreparedEdit(edit)
-    urls = list(edit.image_urls)
+        return PreparedEdit(valid)
+    urls = list(valid.image_urls)
     for item in checked:
         urls[item.index] = files.placeholder_url(item.identity)
-    return PreparedEdit(dataclasses.replace(edit, image_urls=tuple(urls)), checked)
+    return PreparedEdit(dataclasses.replace(valid, image_urls=tuple(urls)), checked)

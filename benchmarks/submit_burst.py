@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
         image = f"{emu.url}/samples/sneaker-1x1.png"
-        edits = [request.build_edit_input(f"edit number {index}: put the sneaker on sand", [image])
-                 for index in range(args.tasks)]
+        edits = [request.build_edit_input(request.EditRequest(f"edit number {index}: put the sneaker on sand",
+                                                              [image])) for index in range(args.tasks)]
         # Warm up: connection lookup, imports, one accepted submit (then forget it).
         with output_to(args.log):
             warm = SeedreamHook(retry_base=args.retry_base * scale)

@@ -14,7 +14,8 @@ URL = "https://example.com/a.png"
 
 # ---------------------------------------------------------------------------------------------------------------- input
 def test_valid_input_builds_documented_body():
-    edit = request.build_edit_input("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb")
+    edit = request.build_edit_input(
+        request.EditRequest("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb"))
     assert edit.body() == {
         "model": "seedream/4.5-edit",
         "callBackUrl": "https://hooks.example.com/cb",
@@ -23,13 +24,14 @@ def test_valid_input_builds_documented_body():
 
 
 def test_defaults_are_always_sent_and_callback_omitted():
-    body = request.build_edit_input("p", [URL]).body()
+    body = request.build_edit_input(request.EditRequest("p", [URL])).body()
     assert body["input"]["aspect_ratio"] == "1:1" and body["input"]["quality"] == "basic"
     assert "callBackUrl" not in body and "nsfw_checker" not in body["input"]
 
 
 def test_nsfw_checker_is_sent_only_when_set():
-    assert request.build_edit_input("p", [URL], nsfw_checker=False).body()["input"]["nsfw_checker"] is False
+    edit = request.build_edit_input(request.EditRequest("p", [URL], nsfw_checker=False))
+    assert edit.body()["input"]["nsfw_checker"] is False
 
 
 @pytest.mark.parametrize(
@@ -42,7 +44,7 @@ def test_nsfw_checker_is_sent_only_when_set():
     ],
 )
 def test_templated_url_lists_are_read_back(raw, expected):
-    assert list(request.build_edit_input("p", raw).image_urls) == expected
+    assert list(request.build_edit_input(request.EditRequest("p", raw)).image_urls) == expected
 
 
 # The bad-input table: each must be refused naming the field, before anything is sent.
@@ -83,16 +85,16 @@ BAD_INPUTS = [
 def test_bad_inputs_name_the_field(override, field, fragment):
     kwargs = {"prompt": "make it blue", "image_urls": [URL], **override}
     with pytest.raises(exc.SeedreamValidationError) as err:
-        request.build_edit_input(**kwargs)
+        request.build_edit_input(request.EditRequest(**kwargs))
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}:")
     assert fragment in str(err.value)
 
 
 def test_fingerprint_changes_with_inputs_only():
-    a = request.build_edit_input("p", [URL])
-    assert a.fingerprint() == request.build_edit_input("p", (URL,)).fingerprint()
-    assert a.fingerprint() != request.build_edit_input("q", [URL]).fingerprint()
+    a = request.build_edit_input(request.EditRequest("p", [URL]))
+    assert a.fingerprint() == request.build_edit_input(request.EditRequest("p", (URL,))).fingerprint()
+    assert a.fingerprint() != request.build_edit_input(request.EditRequest("q", [URL])).fingerprint()
 
 
 @pytest.mark.parametrize("value", ["", " ", None, 5, "a b", "x" * 300])

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream import files, uploads
+from airflow_provider_seedream import files, request, uploads
 from seedream_emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
@@ -246,7 +246,7 @@ def test_transient_upload_errors_are_retried_and_refusals_name_the_field(kie, ph
 
 
 def test_a_file_that_changes_after_the_check_is_not_uploaded_half(kie, photos):
-    prepared = uploads.prepare_edit("p", [str(photos["png"])])
+    prepared = uploads.prepare_edit(request.EditRequest("p", [str(photos["png"])]))
     photos["png"].write_bytes(photos["png"].read_bytes()[:100])
     with pytest.raises(exc.SeedreamValidationError, match=r"image_urls\[0\]: .*ended after"):
         prepared.upload(SeedreamHook(retry_base=0.01))
@@ -276,12 +276,12 @@ def test_an_upload_streams_the_file(emulator_process, tmp_path, monkeypatch, api
         out.write(PNG)
         out.write(os.urandom(9 * 1024 * 1024))
     size = big.stat().st_size
-    prepared = uploads.prepare_edit("p", [str(big)])
+    prepared = uploads.prepare_edit(request.EditRequest("p", [str(big)]))
     hook = SeedreamHook()
     hook.settings  # noqa: B018 - read the connection outside the measurement
     small = tmp_path / "small.png"
     small.write_bytes(PNG)
-    uploads.prepare_edit("p", [str(small)]).upload(hook)  # warm-up: imports, connection pool
+    uploads.prepare_edit(request.EditRequest("p", [str(small)])).upload(hook)  # warm-up: imports, connection pool
     tracemalloc.start()
     started = time.perf_counter()
     try:

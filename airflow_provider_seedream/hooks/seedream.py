@@ -270,8 +270,8 @@ class SeedreamHook(BaseHook):
         self,
         prompt: str,
         image_urls: list[Any] | str,
-        aspect_ratio: str = "1:1",
-        quality: str = "basic",
+        aspect_ratio: str = request.DEFAULT_ASPECT_RATIO,
+        quality: str = request.DEFAULT_QUALITY,
         callback_url: str | None = None,
         nsfw_checker: bool | None = None,
     ) -> str:
@@ -283,7 +283,8 @@ class SeedreamHook(BaseHook):
         """
         from airflow_provider_seedream import uploads
 
-        prepared = uploads.prepare_edit(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker)
+        prepared = uploads.prepare_edit(
+            request.EditRequest(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker))
         return self.submit_edit(prepared.upload(self))
 
     def submit_edit(self, edit: request.EditInput, *, before_send: Callable[[], None] | None = None) -> str:

@@ -72,8 +72,8 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         *,
         prompt: str,
         image_urls: list[str] | str,
-        aspect_ratio: str = "1:1",
-        quality: str = "basic",
+        aspect_ratio: str = request.DEFAULT_ASPECT_RATIO,
+        quality: str = request.DEFAULT_QUALITY,
         callback_url: str | None = None,
         nsfw_checker: bool | None = None,
         seedream_conn_id: str = SeedreamHook.default_conn_name,
@@ -151,9 +151,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
 
     def execute(self, context: Context) -> str:
         # Everything is checked before anything is sent: the inputs (files included) and where results will go.
-        prepared = uploads.prepare_edit(
-            self.prompt, self.image_urls, self.aspect_ratio, self.quality, self.callback_url, self.nsfw_checker
-        )
+        prepared = uploads.prepare_edit(request.EditRequest.of(self))
         if self.output_path:  # only set together with wait_for_completion (checked in __init__)
             from airflow_provider_seedream import storage
 
@@ -280,7 +278,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         prepared = []
         for index, item in enumerate(batch.check_edits(self.edits)):
             try:
-                prepared.append(uploads.prepare_edit(**item))
+                prepared.append(uploads.prepare_edit(request.EditRequest(**item)))
             except exc.SeedreamValidationError as error:
                 raise batch.item_error(index, error) from None
         if self.output_path:
