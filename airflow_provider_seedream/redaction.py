@@ -3,7 +3,8 @@
 Servers, proxies and result hosts are not trusted to keep the key to themselves: a ``msg`` may echo the
 ``Authorization`` header, a ``failMsg`` may quote the request. Everything they say passes through a ``Redactor``
 before it reaches an exception, a log line, a trigger event (stored in the metadata DB), XCom or the connection
-test. Pure functions; the hook builds one ``Redactor`` per connection.
+test; ``redact_url`` drops what may be a credential from a URL before it is logged. Pure functions; the hook builds
+one ``Redactor`` per connection.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 #: What a secret is replaced with.
 MASK = "***"
@@ -82,3 +83,17 @@ class Redactor:
 
 #: A redactor that knows no secret: still cuts long text.
 NO_SECRETS = Redactor()
+
+
+def redact_url(url: str) -> str:
+    """Drop what may be a credential from a URL before it is logged: the password and the query string."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -11,7 +11,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_seedream import batch, files, links, wire
+from airflow_provider_seedream import batch, links, redaction, storage_policy, wire
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def deliver(operator: Handing, context: Context, task: wire.SeedreamTask) -> lis
     output_path = getattr(operator, "output_path", None)
     if output_path:
         operator.log.info("Result URLs are temporary (kie documents about 24 h, sometimes much less): storing them "
-                          "now under %s", files.redact_url(str(output_path)))
+                          "now under %s", redaction.redact_url(str(output_path)))
     else:
         operator.log.info("Result URLs are temporary (kie documents about 24 h, sometimes much less): store them soon "
                           "(or set output_path)")
@@ -198,6 +198,6 @@ def emit_asset_events(operator: Handing, context: Context, summary: dict[str, An
     for outlet in outlets:
         if isinstance(outlet, AssetAlias):
             for uri, extra in stored:
-                events[outlet].add(Asset(files.asset_uri(uri)), extra=extra)
+                events[outlet].add(Asset(storage_policy.asset_uri(uri)), extra=extra)
         elif isinstance(outlet, Asset):
             events[outlet].extra.update(summary)

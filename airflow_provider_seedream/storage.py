@@ -5,7 +5,7 @@ are copied as soon as it succeeds, on the worker: in constant memory (fixed-size
 deterministic names, to a temporary name first and then moved into place so that a reader never sees half a file,
 with the size checked against ``Content-Length`` and against what the store reports. An expired link is re-minted
 through kie's download-url endpoint and tried once more; a short read or a dropped connection is tried once more.
-Every rule is a pure function in ``files``; this module reads HTTP and writes storage.
+Every rule is a pure function in ``storage_policy``; this module reads HTTP and writes storage.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tenacity
 
 from airflow_provider_seedream import request
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream import files
+from airflow_provider_seedream import redaction, storage_policy
 from airflow_provider_seedream.exceptions import SeedreamStorageError
 
 if TYPE_CHECKING:
@@ -48,9 +48,9 @@ class StoredImage:
 
 
 class _DownloadFailed(Exception):
-    """One download attempt failed; ``kind`` drives ``files.next_download_action``."""
+    """One download attempt failed; ``kind`` drives ``storage_policy.next_download_action``."""
 
-    def __init__(self, kind: files.FailureKind, message: str) -> None:
+    def __init__(self, kind: storage_policy.FailureKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -64,10 +64,10 @@ class _Attempts:
     minted: bool = False
     retried: bool = False
 
-    def action(self, error: BaseException | None) -> files.DownloadAction:
+    def action(self, error: BaseException | None) -> storage_policy.DownloadAction:
         if not isinstance(error, _DownloadFailed):
             return "give_up"
-        return files.next_download_action(error.kind, minted=self.minted, retried=self.retried)
+        return storage_policy.next_download_action(error.kind, minted=self.minted, retried=self.retried)
 
 
 def check_output_path(value: Any) -> ObjectStoragePath:
@@ -78,15 +78,15 @@ def check_output_path(value: Any) -> ObjectStoragePath:
     from airflow_provider_seedream import uploads
 
     if not (hasattr(value, "protocol") and hasattr(value, "path")):
-        value = files.check_output_path(value)
+        value = storage_policy.check_output_path(value)
     try:
         path = uploads.to_storage_path(value)
         path.fs  # noqa: B018 - resolves the filesystem (and its connection) now, not after the task was paid for
     except ValueError as error:
-        raise request.invalid("output_path", files.no_filesystem_problem(str(value), error)) from error
+        raise request.invalid("output_path", storage_policy.no_filesystem_problem(str(value), error)) from error
     except Exception as error:  # a connection that does not exist, a filesystem that cannot be built
         raise request.invalid(
-            "output_path", f"cannot use {files.redact_url(str(value))}: {type(error).__name__}: {error}"
+            "output_path", f"cannot use {redaction.redact_url(str(value))}: {type(error).__name__}: {error}"
         ) from error
     return path
 
@@ -113,18 +113,18 @@ def store_results(
         root = check_output_path(output_path)
         started = time.monotonic()
         for index, url in enumerate(urls):
-            stem = files.stored_image_stem(dag_id, run_id, airflow_task_id, map_index, index, edit_index)
+            stem = storage_policy.stored_image_stem(dag_id, run_id, airflow_task_id, map_index, index, edit_index)
             stored.append(_store_one(hook, root, stem, url, f"{index + 1}/{len(urls)}", log))
     except Exception as error:
         problem = str(error) if isinstance(error, (_DownloadFailed, exc.SeedreamError)) else \
             f"{type(error).__name__}: {error}"
-        message = files.storage_error_message(task_id, urls, problem)
+        message = storage_policy.storage_error_message(task_id, urls, problem)
         log.error("%s", message)
         raise SeedreamStorageError(message, result_urls=urls, stored=[s.uri for s in stored]) from error
     total_bytes = sum(s.size for s in stored)
     seconds = time.monotonic() - started
     log.info("Stored %d result image(s) of Seedream task %s: %s bytes in %.2f s (%s) under %s", len(stored), task_id,
-             f"{total_bytes:,}", seconds, _rate(total_bytes, seconds), files.redact_url(str(root)))
+             f"{total_bytes:,}", seconds, _rate(total_bytes, seconds), redaction.redact_url(str(root)))
     return stored
 
 
@@ -177,9 +177,9 @@ def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state
             raise _DownloadFailed("transport", f"no answer from the result host ({error})") from error
         with response:
             if response.status_code != 200:
-                raise _DownloadFailed(files.failure_for_status(response.status_code),
+                raise _DownloadFailed(storage_policy.failure_for_status(response.status_code),
                                       f"the result host answered HTTP {response.status_code}")
-            expected = files.expected_size(response.headers.get("Content-Length"),
+            expected = storage_policy.expected_size(response.headers.get("Content-Length"),
                                            response.headers.get("Content-Encoding"))
             if expected is not None and expected > cap:
                 raise _DownloadFailed("too_large", f"the result host announces {expected:,} bytes; at most {cap:,} "
@@ -189,7 +189,7 @@ def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state
                 first = next(chunks, b"")
             except requests.RequestException as error:
                 raise _broke_off(bound, 0, error) from error
-            kind = files.result_type(first, _header(response, "Content-Type"))
+            kind = storage_policy.result_type(first, _header(response, "Content-Type"))
             if kind is None:
                 raise _DownloadFailed("not_image", f"the result host did not send an image (Content-Type "
                                                    f"{_header(response, 'Content-Type') or 'unset'})")
@@ -199,7 +199,7 @@ def _download_once(hook: SeedreamHook, root: ObjectStoragePath, stem: str, state
     _remove_stale(root, stem, extension, log)
     seconds = time.monotonic() - started
     log.info("Stored result image %s: %s bytes (%s) in %.2f s (%s) -> %s", label, f"{written:,}", mime_type,
-             seconds, _rate(written, seconds), files.redact_url(str(final)))
+             seconds, _rate(written, seconds), redaction.redact_url(str(final)))
     return StoredImage(uri=str(final), size=written, mime_type=mime_type, seconds=seconds,
                        source_url=state.original_url)
 
@@ -228,10 +228,10 @@ def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expec
     temporary = final.parent / f"{final.name}.part-{uuid.uuid4().hex[:12]}"
     written = 0
     try:
-        if files.has_directories(final.protocol):
+        if storage_policy.has_directories(final.protocol):
             fs.makedirs(final.parent.path, exist_ok=True)
         next_note = started + PROGRESS_EVERY_SECONDS
-        with temporary.open("wb", block_size=files.STORE_BLOCK_BYTES) as out:
+        with temporary.open("wb", block_size=storage_policy.STORE_BLOCK_BYTES) as out:
             if len(first) > cap:
                 raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes (max_download_bytes)")
             out.write(first)
@@ -251,7 +251,7 @@ def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expec
                 raise _broke_off(bound, written, error) from error
         if bound.expired:
             raise _broke_off(bound, written, TimeoutError())
-        problem = files.size_problem(expected, written)
+        problem = storage_policy.size_problem(expected, written)
         if problem:
             raise _DownloadFailed("short", problem)
         fs.mv(temporary.path, final.path)
@@ -275,13 +275,13 @@ def _discard(fs: Any, path: str) -> None:
 
 def _remove_stale(root: ObjectStoragePath, stem: str, extension: str, log: Logger) -> None:
     """Remove this image's copies in other formats left by an earlier try: it owns them, nobody else does."""
-    for name in files.stale_siblings(stem, extension):
+    for name in storage_policy.stale_siblings(stem, extension):
         path = root / name
         try:
             if path.fs.exists(path.path):
                 path.fs.rm(path.path)
                 log.info("Removed %s, an earlier try's copy of the same image in another format",
-                         files.redact_url(str(path)))
+                         redaction.redact_url(str(path)))
         except Exception as error:  # never fail a stored result over a leftover
-            log.warning("Could not remove the stale copy %s: %s", files.redact_url(str(path)), error)
+            log.warning("Could not remove the stale copy %s: %s", redaction.redact_url(str(path)), error)
 

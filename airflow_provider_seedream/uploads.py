@@ -4,7 +4,7 @@
 URI Airflow's ``ObjectStoragePath`` understands (``s3://``, ``gs://``, ... through the usual Airflow connections) are
 checked first (exists, JPEG/PNG/WebP by content, at most 10 MB; at most 14 images in all), so a bad input costs
 nothing and sends nothing. They are uploaded (free, streamed, unique names) only right before createTask, and the
-uploaded URLs are what the task sends. Every rule is a pure function in ``files``; this module reads storage.
+uploaded URLs are what the task sends. Every rule is a pure function in ``inputs``; this module reads storage.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_seedream import files, request
+from airflow_provider_seedream import inputs, redaction, request, storage_policy
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def _as_text(value: Any) -> Any:
 
 
 def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.SeedreamError:
-    shown = files.redact_url(uri)
+    shown = redaction.redact_url(uri)
     if isinstance(error, FileNotFoundError):
         return request.invalid(field_name, f"no such file: {shown} (neither an http(s) URL nor an existing file)")
     if isinstance(error, (IsADirectoryError, NotADirectoryError)):
@@ -89,12 +89,12 @@ def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.See
     if isinstance(error, PermissionError):
         return request.invalid(field_name, f"cannot be read (permission denied): {shown}")
     if isinstance(error, ValueError) and "filesystem" in str(error).lower():
-        return request.invalid(field_name, files.no_filesystem_problem(uri, error))
+        return request.invalid(field_name, storage_policy.no_filesystem_problem(uri, error))
     # Anything else (a bucket that timed out, a throttled read) may pass on a retry: not a validation error.
     return exc.SeedreamError(f"{field_name}: could not read {shown}: {type(error).__name__}: {error}")
 
 
-def inspect_input(item: files.ImageInput) -> InputFile:
+def inspect_input(item: inputs.ImageInput) -> InputFile:
     """Check one local or bucket input (exists, size, type by content) without sending anything to kie."""
     uri = item.value
     try:
@@ -105,10 +105,10 @@ def inspect_input(item: files.ImageInput) -> InputFile:
         if info.get("type") not in (None, "file"):
             raise IsADirectoryError(uri)
         size = int(info.get("size") or 0)
-        head = fs.cat_file(path.path, start=0, end=files.SNIFF_BYTES) if size else b""
+        head = fs.cat_file(path.path, start=0, end=inputs.SNIFF_BYTES) if size else b""
     except Exception as error:  # every storage backend raises its own types; classify them into one message
         raise _storage_problem(item.field, uri, error) from error
-    mime_type = files.check_input_file(item.field, size=size, head=head)
+    mime_type = inputs.check_input_file(item.field, size=size, head=head)
     stamp = next((str(info[key]) for key in ("mtime", "LastModified", "updated", "ETag", "etag", "created")
                   if info.get(key) not in (None, "")), "")
     return InputFile(item.index, uri, size, mime_type, identity=f"{uri}\0{size}\0{stamp}")
@@ -135,7 +135,7 @@ class PreparedEdit:
             urls[item.index] = upload_input(hook, item)
         hook.log.info("Uploaded %d input file(s) through kie's File Upload API in %.2f s", len(self.files),
                       time.monotonic() - total)
-        if any(files.is_placeholder(url) for url in urls):  # a bug here must never reach createTask
+        if any(inputs.is_placeholder(url) for url in urls):  # a bug here must never reach createTask
             raise exc.SeedreamError("internal error: an input was not uploaded; nothing was submitted")
         return dataclasses.replace(self.edit, image_urls=tuple(urls))
 
@@ -143,19 +143,19 @@ class PreparedEdit:
 def upload_input(hook: Uploader, item: InputFile) -> str:
     """Stream one checked file to kie's File Upload API under a unique name and return its public URL."""
     path = to_storage_path(item.uri)
-    name = files.upload_file_name(item.mime_type, uuid.uuid4().hex)
+    name = inputs.upload_file_name(item.mime_type, uuid.uuid4().hex)
     started = time.monotonic()
     try:
         url = hook.upload_file(lambda: path.open("rb", block_size=READ_BLOCK_BYTES), size=item.size, file_name=name,
                                mime_type=item.mime_type)
     except (exc.SeedreamApiError, exc.SeedreamValidationError) as error:
         # The upload host refused this file (400), or it changed since it was checked: nothing was paid for.
-        raise request.invalid(item.field, f"could not upload {files.redact_url(item.uri)}: {error}") from error
+        raise request.invalid(item.field, f"could not upload {redaction.redact_url(item.uri)}: {error}") from error
     except exc.SeedreamError as error:
         hook.log.error("%s: uploading %s failed: %s (nothing was submitted)", item.field,
-                       files.redact_url(item.uri), error)
+                       redaction.redact_url(item.uri), error)
         raise
-    hook.log.info("%s: uploaded %s (%s, %s bytes) in %.2f s -> %s", item.field, files.redact_url(item.uri),
+    hook.log.info("%s: uploaded %s (%s, %s bytes) in %.2f s -> %s", item.field, redaction.redact_url(item.uri),
                   item.mime_type, f"{item.size:,}", time.monotonic() - started, url)
     return url
 
@@ -173,13 +173,13 @@ def prepare_edit(edit: request.EditRequest) -> PreparedEdit:
         image_urls = [_as_text(image_urls)]  # one path object on its own
     raw: Sequence[Any] = request.coerce_url_list("image_urls", image_urls)
     # The count (1 to 14, files included) is checked by build_edit_input below, still before any file is read.
-    inputs = [files.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
-    provisional = [item.value if item.kind == "url" else files.placeholder_url(str(item.index)) for item in inputs]
+    given = [inputs.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
+    provisional = [item.value if item.kind == "url" else inputs.placeholder_url(str(item.index)) for item in given]
     valid = request.build_edit_input(dataclasses.replace(edit, image_urls=provisional))
-    checked = tuple(inspect_input(item) for item in inputs if item.kind == "storage")
+    checked = tuple(inspect_input(item) for item in given if item.kind == "storage")
     if not checked:
         return PreparedEdit(valid)
     urls = list(valid.image_urls)
     for item in checked:
-        urls[item.index] = files.placeholder_url(item.identity)
+        urls[item.index] = inputs.placeholder_url(item.identity)
     return PreparedEdit(dataclasses.replace(valid, image_urls=tuple(urls)), checked)

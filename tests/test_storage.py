@@ -21,7 +21,7 @@ import support
 from support import run_trigger
 
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream import files, storage
+from airflow_provider_seedream import redaction, storage, storage_policy
 from airflow_provider_seedream.exceptions import SeedreamStorageError
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
@@ -29,7 +29,7 @@ from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 from airflow_provider_seedream.version_compat import TaskDeferred
 
 RUN_ID = "manual__2026-01-02T03:04:05+00:00"
-SAFE_RUN = files.safe_component(RUN_ID)
+SAFE_RUN = storage_policy.safe_component(RUN_ID)
 
 
 RunningTI = functools.partial(support.RunningTI, dag_id="nightly", run_id=RUN_ID)
@@ -61,20 +61,20 @@ def files_under(root: Path) -> list[str]:
     [
         ("edit", "edit"),
         ("group.edit-1_x", "group.edit-1_x"),
-        ("manual__2026-01-02T03:04:05+00:00", "manual__2026-01-02T03_04_05_00_00-" + files.safe_component(
+        ("manual__2026-01-02T03:04:05+00:00", "manual__2026-01-02T03_04_05_00_00-" + storage_policy.safe_component(
             "manual__2026-01-02T03:04:05+00:00").rsplit("-", 1)[1]),
-        ("..", "id-" + files.safe_component("..").rsplit("-", 1)[1]),
-        ("a/../../etc", "a_.._.._etc-" + files.safe_component("a/../../etc").rsplit("-", 1)[1]),
+        ("..", "id-" + storage_policy.safe_component("..").rsplit("-", 1)[1]),
+        ("a/../../etc", "a_.._.._etc-" + storage_policy.safe_component("a/../../etc").rsplit("-", 1)[1]),
     ],
 )
 def test_safe_component(raw, expected):
-    assert files.safe_component(raw) == expected
+    assert storage_policy.safe_component(raw) == expected
     assert "/" not in expected and ":" not in expected
 
 
 def test_safe_component_never_merges_two_ids():
     ids = ["run:1", "run+1", "run_1", "run 1", "rün_1", "run/1"]
-    assert len({files.safe_component(i) for i in ids}) == len(ids)
+    assert len({storage_policy.safe_component(i) for i in ids}) == len(ids)
 
 
 @pytest.mark.parametrize(
@@ -82,18 +82,18 @@ def test_safe_component_never_merges_two_ids():
     [(-1, 0, "image-0"), (None, 2, "image-2"), (0, 0, "map-0_image-0"), (12, 1, "map-12_image-1")],
 )
 def test_stored_image_stem(map_index, image_index, leaf):
-    stem = files.stored_image_stem("nightly", RUN_ID, "edit", map_index, image_index)
+    stem = storage_policy.stored_image_stem("nightly", RUN_ID, "edit", map_index, image_index)
     assert stem == f"nightly/{SAFE_RUN}/edit/{leaf}"
 
 
 def test_stems_of_different_task_instances_never_collide():
-    a = files.stored_image_stem("d", "r", "edit_1", -1, 0)  # unmapped task called edit_1
-    b = files.stored_image_stem("d", "r", "edit", 1, 0)  # mapped task edit, index 1
+    a = storage_policy.stored_image_stem("d", "r", "edit_1", -1, 0)  # unmapped task called edit_1
+    b = storage_policy.stored_image_stem("d", "r", "edit", 1, 0)  # mapped task edit, index 1
     assert a != b
 
 
 def test_stale_siblings():
-    assert files.stale_siblings("x/image-0", ".png") == ["x/image-0.jpg", "x/image-0.webp"]
+    assert storage_policy.stale_siblings("x/image-0", ".png") == ["x/image-0.jpg", "x/image-0.webp"]
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 8
@@ -117,7 +117,7 @@ WEBP = b"RIFF\0\0\0\0WEBPVP8 "
     ],
 )
 def test_result_type(head, content_type, expected):
-    assert files.result_type(head, content_type) == expected
+    assert storage_policy.result_type(head, content_type) == expected
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_result_type(head, content_type, expected):
      ("100", "gzip", None)],
 )
 def test_expected_size(length, encoding, expected):
-    assert files.expected_size(length, encoding) == expected
+    assert storage_policy.expected_size(length, encoding) == expected
 
 
 @pytest.mark.parametrize(
@@ -135,14 +135,14 @@ def test_expected_size(length, encoding, expected):
      (5, 0, "received 0 bytes")],
 )
 def test_size_problem(expected, written, problem):
-    found = files.size_problem(expected, written)
+    found = storage_policy.size_problem(expected, written)
     assert (found is None) == (problem is None) and (problem is None or problem in found)
 
 
 @pytest.mark.parametrize("status, kind", [(403, "expired"), (404, "expired"), (410, "expired"), (429, "server"),
                                           (500, "server"), (503, "server"), (400, "refused"), (401, "refused")])
 def test_failure_for_status(status, kind):
-    assert files.failure_for_status(status) == kind
+    assert storage_policy.failure_for_status(status) == kind
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_failure_for_status(status, kind):
     ],
 )
 def test_next_download_action(kind, minted, retried, action):
-    assert files.next_download_action(kind, minted=minted, retried=retried) == action
+    assert storage_policy.next_download_action(kind, minted=minted, retried=retried) == action
 
 
 @pytest.mark.parametrize(
@@ -175,14 +175,14 @@ def test_next_download_action(kind, minted, retried, action):
     ],
 )
 def test_redact_url(url, shown):
-    assert files.redact_url(url) == shown
+    assert redaction.redact_url(url) == shown
 
 
 @pytest.mark.parametrize(
     "uri, asset", [("s3://aws_default@b/k.png", "s3://b/k.png"), ("file:///tmp/a.png", "file:///tmp/a.png")]
 )
 def test_asset_uri(uri, asset):
-    assert files.asset_uri(uri) == asset
+    assert storage_policy.asset_uri(uri) == asset
 
 
 @pytest.mark.parametrize("value, fragment", [("", "must be a local path"), (None, "must be a local path"),
@@ -190,14 +190,14 @@ def test_asset_uri(uri, asset):
                                              ("a\x00b", "NUL")])
 def test_bad_output_paths(value, fragment):
     with pytest.raises(exc.SeedreamValidationError) as err:
-        files.check_output_path(value)
+        storage_policy.check_output_path(value)
     assert str(err.value).startswith("output_path:") and fragment in str(err.value)
 
 
 @pytest.mark.parametrize("protocol, expected", [("file", True), ("", True), (None, True), ("local", True),
                                                 ("s3", False), ("gs", False), ("memory", False)])
 def test_has_directories(protocol, expected):
-    assert files.has_directories(protocol) is expected
+    assert storage_policy.has_directories(protocol) is expected
 
 
 # --------------------------------------------------------------------------------------------- file:// end to end
@@ -269,7 +269,7 @@ def test_storing_a_full_size_4k_result_keeps_memory_bounded(emulator, tmp_path):
     stored = tmp_path / f"nightly/{SAFE_RUN}/wait/image-0.png"
     assert stored.stat().st_size == size
     print(f"\nstored a full-size 4K result: {size / 1e6:.1f} MB in {elapsed:.2f} s; traced peak {peak / 1e6:.2f} MB "
-          f"({peak / size:.1%} of the image; chunk {files.DEFAULT_CHUNK_BYTES // 1024} KiB)")
+          f"({peak / size:.1%} of the image; chunk {storage_policy.DEFAULT_CHUNK_BYTES // 1024} KiB)")
     assert peak < size / 8, f"peak {peak} is not far below the image size {size}"
 
 

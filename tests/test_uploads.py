@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from airflow_provider_seedream import exceptions as exc
-from airflow_provider_seedream import files, request, uploads
+from airflow_provider_seedream import inputs, request, uploads
 from seedream_emulator.multipart import parse_multipart
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
@@ -75,14 +75,14 @@ def sent_image_urls(kie) -> list[str]:
     ],
 )
 def test_classify_image_input(value, kind):
-    assert files.classify_image_input(3, value).kind == kind
+    assert inputs.classify_image_input(3, value).kind == kind
 
 
 @pytest.mark.parametrize("value, fragment", [("", "must be"), ("   ", "must be"), (None, "got NoneType"),
                                              (5, "got int"), ("://x", "no scheme"), ("a\x00b", "must be")])
 def test_classify_refuses(value, fragment):
     with pytest.raises(exc.SeedreamValidationError) as err:
-        files.classify_image_input(3, value)
+        inputs.classify_image_input(3, value)
     assert str(err.value).startswith("image_urls[3]:") and fragment in str(err.value)
 
 
@@ -92,17 +92,17 @@ def test_classify_refuses(value, fragment):
         (100, PNG, "image/png"),
         (100, b"\xff\xd8\xff\xe0" + b"\0" * 12, "image/jpeg"),
         (100, b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
-        (files.MAX_INPUT_BYTES, PNG, "image/png"),
+        (inputs.MAX_INPUT_BYTES, PNG, "image/png"),
     ],
 )
 def test_valid_input_files(size, head, content_type):
-    assert files.check_input_file("image_urls[1]", size=size, head=head) == content_type
+    assert inputs.check_input_file("image_urls[1]", size=size, head=head) == content_type
 
 
 @pytest.mark.parametrize(
     "size, head, fragment",
     [
-        (files.MAX_INPUT_BYTES + 1, PNG, "is 10,485,761 bytes; Seedream accepts at most 10,485,760 bytes (10 MB)"),
+        (inputs.MAX_INPUT_BYTES + 1, PNG, "is 10,485,761 bytes; Seedream accepts at most 10,485,760 bytes (10 MB)"),
         (0, b"", "is an empty file"),
         (100, GIF, "is a GIF image; Seedream accepts JPEG, PNG or WebP (checked by content"),
         (100, b"BM" + b"\0" * 14, "is a BMP image"),
@@ -111,29 +111,29 @@ def test_valid_input_files(size, head, content_type):
 )
 def test_invalid_input_files(size, head, fragment):
     with pytest.raises(exc.SeedreamValidationError) as err:
-        files.check_input_file("image_urls[1]", size=size, head=head)
+        inputs.check_input_file("image_urls[1]", size=size, head=head)
     assert str(err.value).startswith("image_urls[1]: ") and fragment in str(err.value)
     assert err.value.field == "image_urls[1]"
 
 
 def test_placeholders_are_stable_and_never_resolvable():
-    a = files.placeholder_url("file:///a.png\x00100\x001.0")
-    assert a == files.placeholder_url("file:///a.png\x00100\x001.0")
-    assert a != files.placeholder_url("file:///a.png\x00101\x001.0")
-    assert files.is_placeholder(a) and a.startswith("https://seedream-upload.invalid/")
-    assert not files.is_placeholder("https://cdn.example.com/a.png")
+    a = inputs.placeholder_url("file:///a.png\x00100\x001.0")
+    assert a == inputs.placeholder_url("file:///a.png\x00100\x001.0")
+    assert a != inputs.placeholder_url("file:///a.png\x00101\x001.0")
+    assert inputs.is_placeholder(a) and a.startswith("https://seedream-upload.invalid/")
+    assert not inputs.is_placeholder("https://cdn.example.com/a.png")
 
 
 def test_upload_names_are_unique_and_carry_no_user_file_name():
-    assert files.upload_file_name("image/png", "abc") == "abc.png"
-    assert files.upload_file_name("image/jpeg", "abc") == "abc.jpg"
+    assert inputs.upload_file_name("image/png", "abc") == "abc.png"
+    assert inputs.upload_file_name("image/jpeg", "abc") == "abc.jpg"
 
 
 def test_multipart_frame_parses_back():
-    head, tail = files.multipart_frame("b0und", {"uploadPath": "p", "fileName": 'x"y.png'}, "file", 'x"y.png',
+    head, tail = inputs.multipart_frame("b0und", {"uploadPath": "p", "fileName": 'x"y.png'}, "file", 'x"y.png',
                                        "image/png")
     body = head + PNG + tail
-    parts = parse_multipart(body, files.multipart_content_type("b0und"))
+    parts = parse_multipart(body, inputs.multipart_content_type("b0und"))
     assert parts["uploadPath"].text == "p" and parts["file"].data == PNG
     assert parts["file"].content_type == "image/png"
 
@@ -148,7 +148,7 @@ def test_local_files_are_uploaded_and_the_uploaded_urls_are_sent(kie, photos, lo
     assert kie.count("upload") == 3 and kie.count("createTask") == 1
     sent = sent_image_urls(kie)
     assert sent[0] == public  # public URLs pass through untouched
-    assert all(url.startswith(f"{kie.url}/files/{files.UPLOAD_PATH}/") for url in sent[1:])
+    assert all(url.startswith(f"{kie.url}/files/{inputs.UPLOAD_PATH}/") for url in sent[1:])
     assert len(set(sent[1:])) == 3
     assert all(photos[kind].name not in " ".join(sent[1:]) for kind in photos)  # names on kie's host are ours
     for url, kind in zip(sent[1:], ("png", "jpeg", "webp")):
@@ -169,7 +169,7 @@ def test_invalid_local_inputs_send_nothing(kie, photos, tmp_path, case):
     elif case == "too_big":
         with bad.open("wb") as out:  # sparse: 10 MB + 1 byte, PNG by content
             out.write(PNG)
-            out.truncate(files.MAX_INPUT_BYTES + 1)
+            out.truncate(inputs.MAX_INPUT_BYTES + 1)
         fragment = "at most 10,485,760 bytes"
     elif case == "missing":
         fragment = "no such file"
@@ -231,7 +231,7 @@ def test_a_retry_reattaches_without_uploading_again(kie, photos):
     photos["png"].write_bytes(photos["png"].read_bytes() + b"\0")  # changed input: a new edit
     changed = edit(kie, [str(photos["png"])]).execute(context(store))
     assert changed != first and kie.count("upload") == 2 and kie.count("createTask") == 2
-    assert not any(files.is_placeholder(u) for t in kie.stats()["tasks"].values() for u in t["input"]["image_urls"])
+    assert not any(inputs.is_placeholder(u) for t in kie.stats()["tasks"].values() for u in t["input"]["image_urls"])
 
 
 def test_transient_upload_errors_are_retried_and_refusals_name_the_field(kie, photos):

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import tenacity
 
-from airflow_provider_seedream import aio, connection, files, request, waitstate, wire
+from airflow_provider_seedream import aio, connection, inputs, request, storage_policy, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
 
@@ -112,7 +112,7 @@ class SeedreamHook(BaseHook):
         max_retries: int = 4,
         retry_base: float = 1.0,
         submit_timeout: float = 600.0,
-        download_chunk_size: int = files.DEFAULT_CHUNK_BYTES,
+        download_chunk_size: int = storage_policy.DEFAULT_CHUNK_BYTES,
         max_download_bytes: int | None = None,
         download_timeout: float | None = None,
         **kwargs: Any,
@@ -455,7 +455,7 @@ class SeedreamHook(BaseHook):
             raise transport.transport_error(error, "result download") from None
 
     def upload_file(self, opener: Callable[[], IO[bytes]], *, size: int, file_name: str, mime_type: str,
-                    upload_path: str = files.UPLOAD_PATH) -> str:
+                    upload_path: str = inputs.UPLOAD_PATH) -> str:
         """Stream one file to kie's File Upload API (``file-stream-upload``) and return its public download URL.
 
         :param opener: opens the file for reading; called again for each try, so a retried upload starts over.
@@ -466,13 +466,13 @@ class SeedreamHook(BaseHook):
 
         def once() -> Any:
             boundary = f"seedream-{uuid.uuid4().hex}"
-            head, tail = files.multipart_frame(boundary, {"uploadPath": upload_path, "fileName": file_name},
+            head, tail = inputs.multipart_frame(boundary, {"uploadPath": upload_path, "fileName": file_name},
                                                "file", file_name, mime_type)
             with opener() as source:
                 body = _StreamBody(head, source, size, tail)
                 try:
                     return self._send("POST", url, "upload", data=body, total_timeout=self.download_timeout,
-                                      headers={"Content-Type": files.multipart_content_type(boundary)})
+                                      headers={"Content-Type": inputs.multipart_content_type(boundary)})
                 except _SourceChanged as error:
                     raise exc.SeedreamValidationError(f"{file_name}: {error}", code=None) from None
 
