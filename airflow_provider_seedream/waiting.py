@@ -55,9 +55,8 @@ class WaitPlan:
         return self.started + self.timeout
 
     def waiter(self) -> waitstate.Waiter:
-        policy = waitstate.WaitPolicy(poll_interval=self.poll_interval, deadline=self.deadline,
-                                 max_consecutive_errors=self.max_consecutive_errors)
-        return waitstate.Waiter(self.task_id, policy, started_at=self.started)
+        return waitstate.Waiter.start(self.task_id, poll_interval=self.poll_interval, deadline=self.deadline,
+                                      started_at=self.started, max_consecutive_errors=self.max_consecutive_errors)
 
 
 class SeedreamWaitMixin(BaseOperator):

@@ -155,6 +155,15 @@ class Waiter:
     last_running_at: float | None = None  # when kie last answered that the task was still running
     consecutive_errors: int = 0
 
+    @classmethod
+    def start(cls, task_id: str, *, poll_interval: float, deadline: float = math.inf, started_at: float,
+              max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+              not_found_grace: float = DEFAULT_NOT_FOUND_GRACE) -> Waiter:
+        """The one way every wait builds its waiter: the worker's, the trigger's, the batch's, the hook's."""
+        policy = WaitPolicy(poll_interval=poll_interval, deadline=deadline, not_found_grace=not_found_grace,
+                            max_consecutive_errors=max_consecutive_errors)
+        return cls(task_id, policy, started_at=started_at)
+
     def _delay(self, now: float) -> float:
         return max(0.0, min(poll_delay(now - self.started_at, self.policy.poll_interval, self.rng),
                             self.policy.deadline - now))

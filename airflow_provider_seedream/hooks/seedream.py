@@ -382,9 +382,8 @@ class SeedreamHook(BaseHook):
         now = time.time()
         if deadline is None:
             deadline = now + timeout if timeout is not None else float("inf")
-        policy = waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline,
-                                      max_consecutive_errors=max_consecutive_errors)
-        waiter = waitstate.Waiter(task_id, policy, started_at=now)
+        waiter = waitstate.Waiter.start(task_id, poll_interval=poll_interval, deadline=deadline, started_at=now,
+                                        max_consecutive_errors=max_consecutive_errors)
         while True:
             step = self.observe(waiter, self.log, on_update)
             if step.event is not None:
@@ -409,8 +408,8 @@ class SeedreamHook(BaseHook):
             while the others still run).
         """
         now = time.time()
-        policy = waitstate.WaitPolicy(poll_interval=poll_interval, deadline=deadline)
-        waiters = {task_id: waitstate.Waiter(wire.check_task_id(task_id), policy, started_at=now) for task_id in task_ids}
+        waiters = {task_id: waitstate.Waiter.start(wire.check_task_id(task_id), poll_interval=poll_interval,
+                                                   deadline=deadline, started_at=now) for task_id in task_ids}
         due = dict.fromkeys(waiters, now)
         gap = 1.0 / self.settings.polls_per_second
         last_sent = -math.inf

@@ -77,16 +77,11 @@ class _WaitSettings(BaseTrigger):
     def _classpath(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}"
 
-    def _policy(self) -> waitstate.WaitPolicy:
-        return waitstate.WaitPolicy(
-            poll_interval=self.poll_interval,
-            deadline=self.deadline if self.deadline is not None else math.inf,
-            not_found_grace=self.not_found_grace,
-            max_consecutive_errors=self.max_consecutive_errors,
-        )
-
     def _waiter(self, task_id: str) -> waitstate.Waiter:
-        return waitstate.Waiter(task_id, self._policy(), started_at=self.started_at)
+        return waitstate.Waiter.start(task_id, poll_interval=self.poll_interval,
+                                      deadline=self.deadline if self.deadline is not None else math.inf,
+                                      started_at=self.started_at, max_consecutive_errors=self.max_consecutive_errors,
+                                      not_found_grace=self.not_found_grace)
 
     async def _hold_back(self, what: str) -> None:
         """Sleep until ``min_event_delay`` after ``started_at`` before yielding an event that resumes a task."""
