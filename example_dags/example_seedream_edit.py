@@ -1,8 +1,8 @@
-"""Edit one product photo with Seedream 4.5, wait for it in the triggerer, and download the result.
+"""Edit one product photo with Seedream 4.5, wait for it in the triggerer, and keep the result.
 
 ``SeedreamEditOperator`` submits the edit and returns the kie task id; the deferrable ``SeedreamTaskSensor`` waits for
-it without holding a worker slot and returns the result URLs; a TaskFlow task streams the images to disk before kie's
-temporary links expire.
+it without holding a worker slot and, with ``output_path``, stores every result image there before kie's temporary
+links expire (streamed, size-checked, placed whole); a TaskFlow task reports where the images are.
 
 Settings come from the environment so that the same file runs against kie.ai or the project's emulator
 (``make demo`` sets them): ``SEEDREAM_EXAMPLE_IMAGE_URL``, ``SEEDREAM_EXAMPLE_OUTPUT_DIR``,
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, XComArg, dag, task
 
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
@@ -54,37 +54,18 @@ def example_seedream_edit():
         seedream_task_id=edit.output,
         poke_interval=POLL_INTERVAL,
         timeout=30 * 60,
+        output_path=OUTPUT_DIR,  # also s3://conn_id@bucket/prefix, gs://..., any ObjectStoragePath
+        retries=2,  # a retry re-reads the same kie task and stores again: no new bill
     )
 
     @task
-    def download(result_urls: list[str], output_dir: str, run_id: str | None = None) -> list[str]:
-        """Stream every result image to ``output_dir/<run id>/`` and return the file paths."""
-        import mimetypes
-        import re
-        from pathlib import Path
+    def report(stored_images: list[str]) -> list[str]:
+        """Say where the edited images are (the sensor pushed their URIs to XCom ``stored_images``)."""
+        for uri in stored_images:
+            print(f"Edited image stored: {uri}")
+        return stored_images
 
-        import requests
-
-        folder = Path(output_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id or "manual")
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for index, url in enumerate(result_urls):
-            with requests.get(url, stream=True, timeout=(10, 60)) as response:
-                response.raise_for_status()
-                content_type = response.headers.get("Content-Type", "").split(";")[0]
-                extension = mimetypes.guess_extension(content_type) or ".bin"
-                path = folder / f"edited_{index}{extension}"
-                size = 0
-                with path.open("wb") as out:
-                    for chunk in response.iter_content(chunk_size=1 << 16):
-                        out.write(chunk)
-                        size += len(chunk)
-            print(f"saved {url} -> {path} ({size} bytes)")
-            paths.append(str(path))
-        print(f"Edited images written to {folder}")
-        return paths
-
-    download(wait.output, OUTPUT_DIR, run_id="{{ run_id }}")
+    report(XComArg(wait, key="stored_images"))
 
 
 example_seedream_edit()

@@ -50,12 +50,13 @@ export SEEDREAM_EXAMPLE_POLL_INTERVAL=1
 echo "Running example_seedream_edit (input image: $sample) ..."
 set +e
 "$venv/bin/airflow" dags test example_seedream_edit 2>&1 | tee "$demo/dags-test.log" \
-  | grep -E "airflow_provider_seedream|^saved |^Edited images|DagRun Finished|Error" \
+  | grep -E "airflow_provider_seedream|^Edited image stored|DagRun Finished|Error" \
   | sed -E -e 's/ +\[(airflow[a-zA-Z_.]*)\] loc=.*$//' -e 's/(DagRun Finished: dag_id=[^,]*).*(state=[a-z]+).*/\1, \2/' || true
 set -e
 
-run_dir=$(ls -td "$demo/output"/*/ 2>/dev/null | head -n1 || true)
-if [[ -z "$run_dir" ]] || ! ls "$run_dir"edited_* > /dev/null 2>&1; then
+# The sensor stored the images under output_path and the report task printed their URIs.
+mapfile -t images < <(grep -o "Edited image stored: [^ ]*" "$demo/dags-test.log" | sed -e 's/^Edited image stored: //' -e 's#^file://##' | sort -u)
+if [[ ${#images[@]} -eq 0 ]] || [[ ! -f "${images[0]}" ]]; then
   echo "The demo did not produce an image; see $demo/dags-test.log" >&2
   exit 1
 fi
@@ -65,6 +66,6 @@ if grep -q "failed" <(grep -E "DagRun Finished|dag_run.*state" "$demo/dags-test.
 fi
 echo
 echo "Done in $(( $(date +%s) - started )) s. Edited image(s) written to:"
-for f in "$run_dir"edited_*; do
+for f in "${images[@]}"; do
   echo "  $f ($(stat -c %s "$f") bytes)"
 done

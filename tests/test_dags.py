@@ -31,7 +31,8 @@ def test_edit_dag_end_to_end(emulator, migrated_db, monkeypatch, tmp_path, api_k
     dag = load_dag("example_seedream_edit")
     run = dag.test(run_conf={"aspect_ratio": "16:9"})
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    images = list(tmp_path.glob("*/edited_*"))
+    images = list(tmp_path.rglob("image-*"))  # stored by the sensor's output_path
+    assert [p.relative_to(tmp_path).parts[0::2] for p in images] == [("example_seedream_edit", "wait")]
     assert len(images) == 1
     with Image.open(images[0]) as img:
         assert img.width / img.height == pytest.approx(16 / 9, rel=0.02)
@@ -57,4 +58,4 @@ def test_failed_remote_task_fails_the_run(emulator, migrated_db, monkeypatch, tm
     dag = load_dag("example_seedream_edit")
     run = dag.test(run_conf={"prompt": "[emulator: outcome=fail, fail_code=500, fail_msg=Internal error]"})
     assert str(run.state) in ("failed", "DagRunState.FAILED")
-    assert not list(tmp_path.glob("*/edited_*"))
+    assert not list(tmp_path.rglob("image-*"))

@@ -110,7 +110,8 @@ def trigger_logs(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) ->
 
 # ------------------------------------------------------------------------------------------------------ happy path
 def test_example_dag_defers_to_the_triggerer_and_succeeds(stack, kie, scenario, e2e_root):
-    """The example DAG, triggered through the REST API: edit, a sensor that really defers, download."""
+    """The example DAG, triggered through the REST API: edit, a sensor that really defers and stores the image under
+    its output_path when it resumes, a report task that receives the stored URIs."""
     # The kie task ends on its 8th status query, so the trigger (0.5 s polls) fires seconds after the deferral,
     # however slow the machine: Airflow 3.3.2 can fail a task whose trigger fires before the scheduler has seen
     # the deferring worker exit (apache/airflow#72716), which is not what this test is about.
@@ -126,22 +127,24 @@ def test_example_dag_defers_to_the_triggerer_and_succeeds(stack, kie, scenario, 
 
     # Deferral proof, three ways: the state the API showed, the trigger row, and the log the triggerer wrote.
     assert "deferred" in result.seen_states["wait"], result.seen_states
-    # Nothing was left for a worker: the triggerer ended the sensor (no resume, so no apache/airflow#72716 race), and
-    # the download task still received the result URLs as a list (it wrote the image).
-    assert result.seen_states["wait"][-2:] == ["deferred", "success"], result.seen_states
+    # Storing is left for a worker: the sensor resumed after the trigger fired (one try, no retry needed).
+    assert result.seen_states["wait"][-1] == "success" and result.seen_states["wait"].index("deferred") < \
+        len(result.seen_states["wait"]) - 1, result.seen_states
     assert any(task_id in row["kwargs_json"] for row in TRIGGER_SNAPSHOTS), "no trigger row seen while deferred"
     (trigger_log,) = trigger_logs(stack, EXAMPLE, run_id, "wait")
     events = log_events(trigger_log.read_text())
     assert f"Waiting for Seedream task {task_id} (poll interval 0.5 s)" in events
     assert any(e.startswith(f"Seedream task {task_id}: ") and "-> success after" in e for e in events), events
     assert any("Trigger fired event" in e for e in events)
-    assert result.tries == {"edit": 1, "wait": 1, "download": 1}
+    assert result.tries == {"edit": 1, "wait": 1, "report": 1}
 
     # What the DAG produced: the result URL in XCom, the image on disk.
     urls = stack.get(f"/dags/{EXAMPLE}/dagRuns/{run_id}/taskInstances/wait/xcomEntries/return_value")["value"]
     assert urls == [f"{kie.url}/results/{task_id}/0.png"]
-    images = list((e2e_root / "output").glob("*/edited_0.png"))
-    assert len(images) == 1
+    stored = stack.get(f"/dags/{EXAMPLE}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
+    images = [Path(uri.removeprefix("file://")) for uri in stored]
+    assert len(images) == 1 and images[0].parent.name == "wait" and images[0].name == "image-0.png", stored
+    assert images[0].is_relative_to(e2e_root / "output" / EXAMPLE)
     from PIL import Image
 
     with Image.open(images[0]) as image:  # the run's conf reached kie: a 16:9 result
@@ -438,6 +441,13 @@ def test_a_mapped_fan_out_keeps_the_poll_budget_in_the_real_triggerer(stack, kie
     assert refused_while_deferred == 0
     assert refused_before <= 2 * FANOUT_COUNT  # at most the workers' one check each and the triggers' first
     assert len(scenario.task_ids()) == FANOUT_COUNT == scenario.delta("createTask")
+    # Nothing was left for a worker (no output_path, no outlets): the triggerer ended every sensor, with no resume on a
+    # worker, so no apache/airflow#72716 race; each wait ran on a worker once (its check before deferring).
+    wait_logs = [p for p in stack.task_log_files(FANOUT, run_id, "wait") if p.is_file()]
+    trigger_text = "".join(p.read_text(errors="replace") for p in wait_logs if ".trigger." in p.name)
+    worker_text = "".join(p.read_text(errors="replace") for p in wait_logs if ".trigger." not in p.name)
+    assert trigger_text.count("Ended the Airflow task in the triggerer") == FANOUT_COUNT
+    assert worker_text.count("DAG bundles loaded") == FANOUT_COUNT
     waits = [ti for ti in stack.task_instances(FANOUT, run_id) if ti["task_id"] == "wait"]
     assert sorted(ti["map_index"] for ti in waits) == list(range(FANOUT_COUNT))
     assert {ti["state"] for ti in waits} == {"success"}
