@@ -85,10 +85,12 @@ class SeedreamHook(BaseHook):
     :param seedream_conn_id: the Airflow connection: API key in ``password``, base URL in ``host``
         (default ``https://api.kie.ai``), optional extras ``upload_base_url``, ``polls_per_second``, ``timeout`` and
         ``typical_run_seconds``.
-    :param timeout: seconds to wait for an answer to one request; ``None`` takes the connection's extra ``timeout``
-        (default 30 s).
-    :param connect_timeout: seconds to wait for a connection.
-    :param max_retries: how many times a read (recordInfo, credit) is sent again after a transient error.
+    :param timeout: seconds to wait for a whole answer to one request, sync or async (``aget_task``); ``None`` takes
+        the connection's extra ``timeout`` (default 30 s), which is what a trigger's own hook reads.
+    :param connect_timeout: seconds to wait for a connection, sync or async.
+    :param max_retries: how many times a sync read (``get_task``, credit, download-url, upload) is sent again after a
+        transient error. Waits do not retry inside a query: their waiter counts transient errors in a row
+        (``max_consecutive_errors``) and polls again on its schedule.
     :param retry_base: the first backoff, in seconds; it doubles with every try (with jitter) up to 60 s.
     :param submit_timeout: how long, in seconds, a createTask refused with 429 or 455 keeps being resubmitted.
     :param download_chunk_size: bytes read per step while storing a result image: what a download holds in memory.
