@@ -186,7 +186,7 @@ def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace,
 
     started, ended = pendulum.parse(start).timestamp(), pendulum.parse(end).timestamp()
     tis = stack.query("SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", run_id)
-    from airflow_provider_seedream.files import safe_component
+    from airflow_provider_seedream.storage_policy import safe_component
 
     folder = output / safe_component(dag_id) / safe_component(run_id)
     stored = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
