@@ -13,7 +13,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_seedream import results, waitstate, wire
+from airflow_provider_seedream import batch, request, results, waitstate, wire
+from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.version_compat import BaseOperator
 
@@ -71,6 +72,31 @@ class SeedreamWaitMixin(BaseOperator):
     @cached_property
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
+
+    def submit_recorded(self, edit: request.EditInput, store: Any, key: str, fingerprint: str) -> str:
+        """Submit ``edit`` and keep what a retry must know in ``store`` (``task_state_store``, or ``None``) at ``key``.
+
+        An "in flight" mark is written right before the createTask leaves (a kill mid-request cannot erase it), the
+        kie task id as soon as it comes back; a clean refusal clears the mark (nothing was created, a retry may
+        submit), an uncertain submit keeps it (a retry must not submit again). Errors are raised as the hook raises
+        them.
+        """
+
+        def in_flight() -> None:
+            if store is not None:
+                store.set(key, batch.in_flight_record(fingerprint, time.time()))
+
+        try:
+            task_id = self.hook.submit_edit(edit, before_send=in_flight)
+        except exc.SeedreamSubmitUncertainError:
+            raise  # keep the mark
+        except exc.SeedreamError as error:
+            if store is not None and wire.is_clean_refusal(error):
+                store.delete(key)
+            raise
+        if store is not None:
+            store.set(key, batch.accepted_record(task_id, fingerprint, time.time()))
+        return task_id
 
     def check_once(self, waiter: waitstate.Waiter) -> waitstate.Step:
         """Query the task once from the worker and feed the outcome to ``waiter``, logging to this task's log."""

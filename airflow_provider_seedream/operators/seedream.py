@@ -165,22 +165,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
             if store is None:
                 self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                                  "after the submit, the retry submits and pays for a second edit")
-            edit = prepared.upload(self.hook)
-
-            def in_flight() -> None:  # durable before the request leaves: a kill mid-request cannot erase it
-                if store is not None:
-                    store.set(STATE_KEY, {"fingerprint": fingerprint, "in_flight_since": time.time()})
-
-            try:
-                task_id = self.hook.submit_edit(edit, before_send=in_flight)
-            except exc.SeedreamSubmitUncertainError:
-                raise  # keep the marker: a retry must not submit again
-            except exc.SeedreamError as error:
-                if store is not None and wire.is_clean_refusal(error):
-                    store.delete(STATE_KEY)  # refused by kie: nothing was created, a retry may submit
-                raise
-            if store is not None:
-                store.set(STATE_KEY, {"task_id": task_id, "fingerprint": fingerprint, "submitted_at": time.time()})
+            task_id = self.submit_recorded(prepared.upload(self.hook), store, STATE_KEY, fingerprint)
         context["ti"].xcom_push(key=results.XCOM_TASK_ID, value=task_id)
         if not self.wait_for_completion:
             return task_id
@@ -380,26 +365,18 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
                                                f"not submitted: the batch stopped at an earlier edit ({stopped})"))
                 continue
 
-            def in_flight(key: str = key, fingerprint: str = fingerprint) -> None:
-                if store is not None:  # durable before the request leaves: a kill mid-request cannot erase it
-                    store.set(key, batch.in_flight_record(fingerprint, time.time()))
-
             try:
-                task_id = self.hook.submit_edit(item.upload(self.hook), before_send=in_flight)
+                task_id = self.submit_recorded(item.upload(self.hook), store, key, fingerprint)
             except exc.SeedreamSubmitUncertainError as error:  # the mark stays: a retry must not send it again
                 outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, str(error)))
                 stopped = error
                 continue
             except exc.SeedreamError as error:
-                if store is not None and wire.is_clean_refusal(error):
-                    store.delete(key)
                 outcomes.append(batch.not_sent(index, batch.STATE_REFUSED, str(error), error.code))
                 if not isinstance(error, exc.SeedreamValidationError):  # refused for the account, not this edit
                     stopped = error
                 self.log.error("edits[%d] was not accepted: %s", index, error)
                 continue
-            if store is not None:
-                store.set(key, batch.accepted_record(task_id, fingerprint, time.time()))
             outcomes.append(batch.submitted(index, task_id))
             sent += 1
         if sent:
