@@ -123,17 +123,12 @@ class SeedreamTaskTrigger(_WaitSettings):
         self,
         seedream_task_id: str,
         seedream_conn_id: str = SeedreamHook.default_conn_name,
-        poll_interval: float = 5.0,
-        deadline: float | None = None,
-        started_at: float | None = None,
-        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
-        min_event_delay: float = 0.0,
+        *,
         end_from_trigger: bool = False,
         returns: str = results.RETURN_RESULT_URLS,
+        **settings: Any,
     ) -> None:
-        super().__init__(seedream_conn_id, poll_interval, deadline, started_at, max_consecutive_errors,
-                         not_found_grace, min_event_delay)
+        super().__init__(seedream_conn_id, **settings)
         self.seedream_task_id = seedream_task_id
         self.end_from_trigger = bool(end_from_trigger)
         self.returns = returns
@@ -227,15 +222,9 @@ class SeedreamBatchTrigger(_WaitSettings):
         self,
         seedream_task_ids: list[str],
         seedream_conn_id: str = SeedreamHook.default_conn_name,
-        poll_interval: float = 5.0,
-        deadline: float | None = None,
-        started_at: float | None = None,
-        max_consecutive_errors: int = waitstate.DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        not_found_grace: float = waitstate.DEFAULT_NOT_FOUND_GRACE,
-        min_event_delay: float = 0.0,
+        **settings: Any,
     ) -> None:
-        super().__init__(seedream_conn_id, poll_interval, deadline, started_at, max_consecutive_errors,
-                         not_found_grace, min_event_delay)
+        super().__init__(seedream_conn_id, **settings)
         self.seedream_task_ids = [wire.check_task_id(task_id) for task_id in seedream_task_ids]
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
