@@ -15,9 +15,10 @@ from typing import Any, Literal
 from airflow_provider_seedream import request, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
-#: The request fields an item of ``edits`` may hold: those of ``request.EditRequest``.
-EDIT_FIELDS = request.EDIT_FIELDS
-REQUIRED_FIELDS = request.REQUIRED_FIELDS
+#: The request fields an item of ``edits`` may hold: those of ``request.TaskRequest`` (``model`` included; what the
+#: item's model takes is checked against its spec, as the operators check theirs).
+EDIT_FIELDS = request.REQUEST_FIELDS
+REQUIRED_FIELDS = ("prompt",)
 
 FailOn = Literal["any", "all", "never"]
 FAIL_ON: tuple[FailOn, ...] = ("any", "all", "never")

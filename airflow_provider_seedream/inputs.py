@@ -105,9 +105,9 @@ def check_input_file(field_name: str, *, size: int, head: bytes, max_bytes: int 
 
 
 def placeholder_url(identity: str) -> str:
-    """Stand in for a not-yet-uploaded file inside an ``EditInput``.
+    """Stand in for a not-yet-uploaded file inside an ``TaskInput``.
 
-    The digest of the file's identity (URI, size, modification stamp) keeps ``EditInput.fingerprint()`` the same
+    The digest of the file's identity (URI, size, modification stamp) keeps ``TaskInput.fingerprint()`` the same
     across Airflow tries, so a retry re-attaches to the task it paid for instead of uploading and paying again.
     """
     return f"https://{PLACEHOLDER_HOST}/{hashlib.sha256(identity.encode()).hexdigest()[:32]}"

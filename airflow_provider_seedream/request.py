@@ -1,8 +1,10 @@
-"""The request: what an edit may hold, the checks that run before anything is sent, and the createTask body.
+"""The request: what a task of a Seedream model may hold, the checks that run before anything is sent, and the
+createTask body.
 
-Pure: every input is checked after templating and before any request (a request costs money); a refusal names the
-field and the allowed values (``invalid``). ``EditInput`` is the request value the operator, the hook and the batch
-pass along, and ``fingerprint()`` tells a retry of the same edit from a changed one.
+Pure: every input is checked after templating and before any request (a request costs money), against its model's
+spec in ``models``; a refusal names the field, the model and the allowed values (``invalid``). ``TaskRequest`` is
+what the user asked for, ``TaskInput`` the checked value the operators, the hook and the batch send, and
+``fingerprint()`` tells a retry of the same task from a changed one.
 """
 
 from __future__ import annotations
@@ -15,23 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_seedream import exceptions as exc
-
-MODEL = "seedream/4.5-edit"
-
-
-ASPECT_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
-
-
-QUALITIES = ("basic", "high")
-DEFAULT_ASPECT_RATIO = "1:1"
-DEFAULT_QUALITY = "basic"
-
-
-MAX_PROMPT_CHARS = 3000
-
-
-MAX_IMAGES = 14
-
+from airflow_provider_seedream import models
 
 MAX_URL_CHARS = 2048
 
@@ -95,94 +81,179 @@ def coerce_url_list(field_name: str, value: Any) -> list[Any]:
         return [value]
     if isinstance(value, (list, tuple)):
         return list(value)
-    raise invalid(field_name, f"must be a list of 1 to {MAX_IMAGES} URLs, got {type(value).__name__}")
+    raise invalid(field_name, f"must be a list of image URLs, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
-class EditRequest:
-    """An edit as the user asked for it (templated values, not checked yet): the one value the operators, the hook
-    and the batch pass along, checked into an ``EditInput`` by ``build_edit_input``."""
+class TaskRequest:
+    """A task as the user asked for it (templated values, not checked yet): the one value the operators, the hook
+    and the batch pass along, checked into a ``TaskInput`` by ``build_input``. ``None`` means unset: the model's
+    default is sent, or nothing."""
 
     prompt: Any
-    image_urls: Any
-    aspect_ratio: Any = DEFAULT_ASPECT_RATIO
-    quality: Any = DEFAULT_QUALITY
+    image_urls: Any = None
+    aspect_ratio: Any = None
+    quality: Any = None
     callback_url: Any = None
     nsfw_checker: Any = None
+    model: Any = models.DEFAULT_EDIT_MODEL
+    image_size: Any = None
+    image_resolution: Any = None
+    max_images: Any = None
+    seed: Any = None
+    guidance_scale: Any = None
 
     @classmethod
-    def of(cls, source: Any) -> EditRequest:
+    def of(cls, source: Any) -> TaskRequest:
         """The request an object's attributes of the same names describe (an operator's templated fields)."""
-        return cls(**{name: getattr(source, name) for name in EDIT_FIELDS})
+        return cls(**{name: getattr(source, name, None) for name in REQUEST_FIELDS})
 
 
-#: The fields of an edit, in order; ``prompt`` and ``image_urls`` have no default.
-EDIT_FIELDS = tuple(f.name for f in fields(EditRequest))
-REQUIRED_FIELDS = ("prompt", "image_urls")
+#: The fields of a request, in order; only ``prompt`` has no default (``image_urls`` is required by edit models).
+REQUEST_FIELDS = tuple(f.name for f in fields(TaskRequest))
+#: The request's own fields that are not ``input`` fields of a model.
+ENVELOPE_FIELDS = ("model", "callback_url")
 
 
 @dataclass(frozen=True)
-class EditInput:
-    """A validated Seedream 4.5 edit request, ready to send."""
+class TaskInput:
+    """A validated request for one model of the family (or any Market model, unvalidated), ready to send.
 
-    prompt: str
-    image_urls: tuple[str, ...]
-    aspect_ratio: str = DEFAULT_ASPECT_RATIO
-    quality: str = DEFAULT_QUALITY
+    ``input`` holds the model's fields as kie names them, ``image_urls`` apart (uploads swap files for URLs there).
+    """
+
+    model: str
+    input: tuple[tuple[str, Any], ...]
+    image_urls: tuple[str, ...] = ()
     callback_url: str | None = None
-    nsfw_checker: bool | None = None
+
+    @property
+    def takes_images(self) -> bool:
+        spec = models.spec_for(self.model)
+        return spec.takes_images if spec is not None else bool(self.image_urls)
 
     def body(self) -> dict[str, Any]:
-        """Return the createTask JSON body (``aspect_ratio`` and ``quality`` always sent: the schema requires them)."""
-        payload: dict[str, Any] = {
-            "prompt": self.prompt,
-            "image_urls": list(self.image_urls),
-            "aspect_ratio": self.aspect_ratio,
-            "quality": self.quality,
-        }
-        if self.nsfw_checker is not None:
-            payload["nsfw_checker"] = self.nsfw_checker
-        body: dict[str, Any] = {"model": MODEL, "input": payload}
+        """Return the createTask JSON body: the fields given, the defaults of those left unset, in kie's order."""
+        payload: dict[str, Any] = {}
+        for name, value in self.input:
+            payload[name] = value
+            if name == "prompt" and self.takes_images:
+                payload["image_urls"] = list(self.image_urls)
+        if self.takes_images:
+            payload.setdefault("image_urls", list(self.image_urls))
+        body: dict[str, Any] = {"model": self.model, "input": payload}
         if self.callback_url:
             body["callBackUrl"] = self.callback_url
         return body
 
     def fingerprint(self) -> str:
-        """Return a stable digest of the request, to tell a retry of the same edit from a changed one."""
+        """Return a stable digest of the request (model included), to tell a retry of the same task from a changed
+        one."""
         import hashlib
 
         canonical = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def build_edit_input(edit: EditRequest) -> EditInput:
-    """Validate every input of an edit and return it; raise ``SeedreamValidationError`` naming the first bad field."""
-    prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker = (getattr(edit, name) for name in EDIT_FIELDS)
-    if not isinstance(prompt, str):
-        raise invalid("prompt", f"must be a string, got {type(prompt).__name__}")
-    if prompt.strip() == "None":
-        raise invalid("prompt", RENDERED_NONE)
-    if not prompt.strip():
-        raise invalid("prompt", f"must not be empty (1 to {MAX_PROMPT_CHARS} characters)")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise invalid("prompt", f"is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+def model_error(model: Any, kind: models.Kind | None) -> exc.SeedreamValidationError | None:
+    """The refusal of a ``model`` that is not a family model (of ``kind``, when given), or ``None``."""
+    allowed = models.models_of(kind) if kind else tuple(models.SPECS)
+    spec = models.spec_for(model)
+    if spec is not None and (kind is None or spec.kind == kind):
+        return None
+    if isinstance(model, str) and model.strip() == "None":
+        return invalid("model", RENDERED_NONE)
+    what = f"a Seedream {kind} model" if kind else "a Seedream model"
+    found = f" ({model} makes {'edits' if spec.kind == 'edit' else 'images from text'})" if spec is not None else ""
+    return invalid("model", f"must be {what} of kie.ai: one of {', '.join(allowed)}; got {short(model)}{found}")
 
-    urls = coerce_url_list("image_urls", image_urls)
-    if not 1 <= len(urls) <= MAX_IMAGES:
-        raise invalid("image_urls", f"must hold 1 to {MAX_IMAGES} URLs, got {len(urls)}")
-    checked = tuple(check_http_url(f"image_urls[{i}]", url) for i, url in enumerate(urls))
 
-    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
-        raise invalid("aspect_ratio", f"must be one of {', '.join(ASPECT_RATIOS)}; got {short(aspect_ratio)}")
-    if not isinstance(quality, str) or quality not in QUALITIES:
-        raise invalid("quality", f"must be 'basic' (2K) or 'high' (4K); got {short(quality)}")
+def build_input(task: TaskRequest, kind: models.Kind | None = None) -> TaskInput:
+    """Validate every field of a request against its model's spec and return it ready to send.
+
+    Raises ``SeedreamValidationError`` naming the first bad field (and the model, and what it allows): a model
+    outside the family (or not of ``kind``), a field the model does not have, a value outside its limits.
+    """
+    problem = model_error(task.model, kind)
+    if problem is not None:
+        raise problem
+    spec = models.spec_for(task.model)
+    assert spec is not None
+    given = {name: getattr(task, name) for name in REQUEST_FIELDS if name not in ENVELOPE_FIELDS}
+    for name, value in given.items():
+        if value is not None and spec.field(name) is None:
+            raise invalid(name, f"model {spec.model} has no such field (its fields: {', '.join(spec.field_names)})")
+    values: list[tuple[str, Any]] = []
+    image_urls: tuple[str, ...] = ()
+    for item in spec.fields:
+        value = given.get(item.name)
+        if value is None:
+            if item.required:
+                raise invalid(item.name, f"required by model {spec.model} ({item.limits()})")
+            if item.default is None:
+                continue
+            value = item.default
+        checked = check_field(spec.model, item, value)
+        if item.type == "urls":
+            image_urls = checked
+        else:
+            values.append((item.name, checked))
+    callback_url = task.callback_url
     if callback_url in (None, ""):
         callback_url = None
     else:
         check_http_url("callback_url", callback_url)
-    if nsfw_checker is not None and not isinstance(nsfw_checker, bool):
-        raise invalid("nsfw_checker", f"must be true, false or unset; got {short(nsfw_checker)}")
-    return EditInput(prompt, checked, aspect_ratio, quality, callback_url, nsfw_checker)
+    return TaskInput(spec.model, tuple(values), image_urls, callback_url)
+
+
+def check_field(model: str, spec: models.FieldSpec, value: Any) -> Any:
+    """Return ``value`` checked (and read back from its templated text where needed) against one field's spec."""
+    name = spec.name
+    if isinstance(value, str) and value.strip() == "None" and spec.type != "urls":
+        raise invalid(name, RENDERED_NONE)
+    if spec.type == "text":
+        if not isinstance(value, str):
+            raise invalid(name, f"must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise invalid(name, f"must not be empty ({spec.limits()} for {model})")
+        low, high = int(spec.minimum or 1), int(spec.maximum or 0)
+        if not low <= len(value) <= high:
+            raise invalid(name, f"is {len(value)} characters long; {model} takes {spec.limits()}")
+        return value
+    if spec.type == "urls":
+        urls = coerce_url_list(name, value)
+        low, high = int(spec.minimum or 1), int(spec.maximum or 0)
+        if not low <= len(urls) <= high:
+            raise invalid(name, f"must hold {low} to {high} URLs for {model}, got {len(urls)}")
+        return tuple(check_http_url(f"{name}[{i}]", url) for i, url in enumerate(urls))
+    if spec.type == "choice":
+        if not isinstance(value, str) or value not in spec.choices:
+            raise invalid(name, f"must be one of {spec.limits()} for {model}; got {short(value)}")
+        return value
+    if spec.type == "switch":
+        if not isinstance(value, bool):
+            raise invalid(name, f"must be true, false or unset; got {short(value)}")
+        return value
+    number = _read_number(value, integer=spec.type == "integer")
+    if number is None or (spec.minimum is not None and number < spec.minimum) \
+            or (spec.maximum is not None and number > spec.maximum):
+        raise invalid(name, f"must be {spec.limits()} for {model}; got {short(value)}")
+    return number
+
+
+def _read_number(value: Any, *, integer: bool) -> int | float | None:
+    """A number from a value or its templated text (``"3"``); ``None`` when it is not one (booleans are not)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if integer:
+        return value if isinstance(value, int) else None
+    return value
 
 
 def check_positive(field_name: str, value: Any, minimum: float = 0.0) -> float:

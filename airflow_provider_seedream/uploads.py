@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_seedream import inputs, redaction, request, storage_policy
+from airflow_provider_seedream import inputs, models, redaction, request, storage_policy
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -115,21 +115,21 @@ def inspect_input(item: inputs.ImageInput) -> InputFile:
 
 
 @dataclass(frozen=True)
-class PreparedEdit:
-    """An edit whose every input was checked; files still to upload are stood in for by placeholders.
+class PreparedTask:
+    """A task whose every input was checked; files still to upload are stood in for by placeholders.
 
-    ``edit.fingerprint()`` is stable across Airflow tries (the placeholders derive from each file's identity), so a
+    ``task.fingerprint()`` is stable across Airflow tries (the placeholders derive from each file's identity), so a
     retry can re-attach to the task it paid for before anything is uploaded again.
     """
 
-    edit: request.EditInput
+    task: request.TaskInput
     files: tuple[InputFile, ...] = ()
 
-    def upload(self, hook: Uploader) -> request.EditInput:
-        """Upload the files (in order) and return the edit to send, with the uploaded URLs in place."""
+    def upload(self, hook: Uploader) -> request.TaskInput:
+        """Upload the files (in order) and return the task to send, with the uploaded URLs in place."""
         if not self.files:
-            return self.edit
-        urls = list(self.edit.image_urls)
+            return self.task
+        urls = list(self.task.image_urls)
         total = time.monotonic()
         for item in self.files:
             urls[item.index] = upload_input(hook, item)
@@ -137,7 +137,7 @@ class PreparedEdit:
                       time.monotonic() - total)
         if any(inputs.is_placeholder(url) for url in urls):  # a bug here must never reach createTask
             raise exc.SeedreamError("internal error: an input was not uploaded; nothing was submitted")
-        return dataclasses.replace(self.edit, image_urls=tuple(urls))
+        return dataclasses.replace(self.task, image_urls=tuple(urls))
 
 
 def upload_input(hook: Uploader, item: InputFile) -> str:
@@ -160,26 +160,30 @@ def upload_input(hook: Uploader, item: InputFile) -> str:
     return url
 
 
-def prepare_edit(edit: request.EditRequest) -> PreparedEdit:
-    """Check every input of an edit, files included, and return it ready to upload and send.
+def prepare(task: request.TaskRequest, kind: models.Kind | None = None) -> PreparedTask:
+    """Check every input of a task, files included, and return it ready to upload and send.
 
-    Pure checks run first (count, URLs, prompt, enums), then the files are looked at (size and leading bytes only).
-    Raises ``SeedreamValidationError`` naming the field (``image_urls[3]: ...``); nothing is sent to kie.
+    Pure checks run first (the model, counts, URLs, prompt, enums, numbers, against the model's spec), then the
+    files are looked at (size and leading bytes only). Raises ``SeedreamValidationError`` naming the field
+    (``image_urls[3]: ...``); nothing is sent to kie. ``kind`` holds the model to edit or text-to-image models.
     """
-    image_urls = edit.image_urls
+    spec = models.spec_for(task.model)
+    if task.image_urls is None or spec is None or not spec.takes_images:
+        return PreparedTask(request.build_input(task, kind))  # no images to look at (or refused right there)
+    image_urls = task.image_urls
     if isinstance(image_urls, (list, tuple)):
         image_urls = [_as_text(value) for value in image_urls]
     elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
         image_urls = [_as_text(image_urls)]  # one path object on its own
     raw: Sequence[Any] = request.coerce_url_list("image_urls", image_urls)
-    # The count (1 to 14, files included) is checked by build_edit_input below, still before any file is read.
+    # The count (files included) is checked by build_input below, still before any file is read.
     given = [inputs.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
     provisional = [item.value if item.kind == "url" else inputs.placeholder_url(str(item.index)) for item in given]
-    valid = request.build_edit_input(dataclasses.replace(edit, image_urls=provisional))
+    valid = request.build_input(dataclasses.replace(task, image_urls=provisional), kind)
     checked = tuple(inspect_input(item) for item in given if item.kind == "storage")
     if not checked:
-        return PreparedEdit(valid)
+        return PreparedTask(valid)
     urls = list(valid.image_urls)
     for item in checked:
         urls[item.index] = inputs.placeholder_url(item.identity)
-    return PreparedEdit(dataclasses.replace(valid, image_urls=tuple(urls)), checked)
+    return PreparedTask(dataclasses.replace(valid, image_urls=tuple(urls)), checked)

@@ -73,8 +73,8 @@ class SeedreamWaitMixin(BaseOperator):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
-    def submit_recorded(self, edit: request.EditInput, store: Any, key: str, fingerprint: str) -> str:
-        """Submit ``edit`` and keep what a retry must know in ``store`` (``task_state_store``, or ``None``) at ``key``.
+    def submit_recorded(self, task: request.TaskInput, store: Any, key: str, fingerprint: str) -> str:
+        """Submit ``task`` and keep what a retry must know in ``store`` (``task_state_store``, or ``None``) at ``key``.
 
         An "in flight" mark is written right before the createTask leaves (a kill mid-request cannot erase it), the
         kie task id as soon as it comes back; a clean refusal clears the mark (nothing was created, a retry may
@@ -87,7 +87,7 @@ class SeedreamWaitMixin(BaseOperator):
                 store.set(key, batch.in_flight_record(fingerprint, time.time()))
 
         try:
-            task_id = self.hook.submit_edit(edit, before_send=in_flight)
+            task_id = self.hook.submit_task(task, before_send=in_flight)
         except exc.SeedreamSubmitUncertainError:
             raise  # keep the mark
         except exc.SeedreamError as error:

@@ -5,7 +5,7 @@ Run by hand (see ``benchmarks/README.md``)::
     .venv/bin/python benchmarks/submit_burst.py --tasks 200
     .venv/bin/python benchmarks/submit_burst.py --tasks 200 --pool 20      # as behind an Airflow pool of 20 slots
 
-Each submission is what one mapped ``SeedreamEditOperator`` does in its worker: ``SeedreamHook().submit_edit()``
+Each submission is what one mapped ``SeedreamEditOperator`` does in its worker: ``SeedreamHook().submit_task()``
 (sync, ``requests``, retrying 429s with ``Retry-After`` and jittered backoff). N threads stand in for N workers and
 start together. The emulator (own process) enforces kie's 20 createTask per 10 s per key and rejects, not queues,
 what is beyond. Every prompt is unique, so a task created twice for one submission shows up as a duplicate.
@@ -82,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
         image = f"{emu.url}/samples/sneaker-1x1.png"
-        edits = [request.build_edit_input(request.EditRequest(f"edit number {index}: put the sneaker on sand",
+        edits = [request.build_input(request.TaskRequest(f"edit number {index}: put the sneaker on sand",
                                                               [image])) for index in range(args.tasks)]
         # Warm up: connection lookup, imports, one accepted submit (then forget it).
         with output_to(args.log):
             warm = SeedreamHook(retry_base=args.retry_base * scale)
-            warm.submit_edit(edits[0])
+            warm.submit_task(edits[0])
         emu.reset()
         warm.pacer.clear()  # the emulator forgot the warm-up submit; the host's createTask pace must forget it too
 
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if pool is not None:
                     with pool:
-                        task_id = hook.submit_edit(edits[index])
+                        task_id = hook.submit_task(edits[index])
                 else:
-                    task_id = hook.submit_edit(edits[index])
+                    task_id = hook.submit_task(edits[index])
                 results[index] = {"task_id": task_id, "at": time.monotonic()}
             except Exception as error:  # a failed submission is a figure here, not a crash
                 results[index] = {"error": f"{type(error).__name__}: {error}", "at": time.monotonic()}

@@ -58,7 +58,7 @@ EDIT_CASES = [
     case("aspect-5-4", "aspect_ratio", aspect_ratio="5:4"),
     case("aspect-16x9", "aspect_ratio", aspect_ratio="16x9"),
     case("aspect-float", "aspect_ratio", aspect_ratio=1.0),
-    case("aspect-none", "aspect_ratio", aspect_ratio=None),
+    case("aspect-none-text", "aspect_ratio", aspect_ratio="None"),
     case("quality-ultra", "quality", quality="ultra"),
     case("quality-uppercase", "quality", quality="HIGH"),
     case("quality-int", "quality", quality=4),
@@ -172,7 +172,7 @@ def test_connection_id_that_renders_empty_is_refused_before_any_request(emulator
 
 
 # ---------------------------------------------------------------------- templates that rendered a missing value
-UNRENDERED = "a template that rendered Python's None: check_task_id/build_edit_input accept the text 'None'"
+UNRENDERED = "a template that rendered Python's None: check_task_id/build_input accept the text 'None'"
 
 
 def test_sensor_task_id_pulled_from_a_missing_xcom_is_refused(emulator):

@@ -209,7 +209,7 @@ def test_the_batch_trigger_reports_every_task_in_the_order_given(emulator):
     edits = edits_for(emulator, "[emulator: seconds=0.6]", "[emulator: outcome=fail, seconds=0.2]")
     from airflow_provider_seedream import request, uploads
 
-    first, second = (hook.submit_edit(uploads.prepare_edit(request.EditRequest(**e)).edit) for e in edits)
+    first, second = (hook.submit_task(uploads.prepare(request.TaskRequest(**e)).task) for e in edits)
     trigger = SeedreamBatchTrigger([first, "unknown-task", second], poll_interval=0.1, not_found_grace=0.5)
     event = run_trigger(trigger)
     assert event["status"] == "done"

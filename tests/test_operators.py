@@ -51,9 +51,10 @@ def test_templated_fields_render_before_validation(emulator):
 def test_templated_garbage_is_refused_before_any_request(emulator):
     op = edit_op(emulator, aspect_ratio="{{ params.ar }}")
     ctx = context()
-    ctx["params"] = {"ar": "None"}
+    ctx["params"] = {"ar": "9x16"}
     op.render_template_fields(ctx)
-    with pytest.raises(exc.SeedreamValidationError, match="aspect_ratio: must be one of"):
+    with pytest.raises(exc.SeedreamValidationError, match="aspect_ratio: must be one of 1:1, 4:3, .* for "
+                                                          "seedream/4.5-edit; got '9x16'"):
         op.execute(ctx)
     assert emulator.stats()["requests"].get("createTask", 0) == 0
 

@@ -14,8 +14,8 @@ URL = "https://example.com/a.png"
 
 # ---------------------------------------------------------------------------------------------------------------- input
 def test_valid_input_builds_documented_body():
-    edit = request.build_edit_input(
-        request.EditRequest("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb"))
+    edit = request.build_input(
+        request.TaskRequest("make it blue", [URL], "16:9", "high", "https://hooks.example.com/cb"))
     assert edit.body() == {
         "model": "seedream/4.5-edit",
         "callBackUrl": "https://hooks.example.com/cb",
@@ -24,13 +24,13 @@ def test_valid_input_builds_documented_body():
 
 
 def test_defaults_are_always_sent_and_callback_omitted():
-    body = request.build_edit_input(request.EditRequest("p", [URL])).body()
+    body = request.build_input(request.TaskRequest("p", [URL])).body()
     assert body["input"]["aspect_ratio"] == "1:1" and body["input"]["quality"] == "basic"
     assert "callBackUrl" not in body and "nsfw_checker" not in body["input"]
 
 
 def test_nsfw_checker_is_sent_only_when_set():
-    edit = request.build_edit_input(request.EditRequest("p", [URL], nsfw_checker=False))
+    edit = request.build_input(request.TaskRequest("p", [URL], nsfw_checker=False))
     assert edit.body()["input"]["nsfw_checker"] is False
 
 
@@ -44,20 +44,20 @@ def test_nsfw_checker_is_sent_only_when_set():
     ],
 )
 def test_templated_url_lists_are_read_back(raw, expected):
-    assert list(request.build_edit_input(request.EditRequest("p", raw)).image_urls) == expected
+    assert list(request.build_input(request.TaskRequest("p", raw)).image_urls) == expected
 
 
 # The bad-input table: each must be refused naming the field, before anything is sent.
 BAD_INPUTS = [
     ({"prompt": ""}, "prompt", "must not be empty"),
     ({"prompt": "   "}, "prompt", "must not be empty"),
-    ({"prompt": "x" * 3001}, "prompt", "at most 3000"),
-    ({"prompt": None}, "prompt", "must be a string"),
+    ({"prompt": "x" * 3001}, "prompt", "seedream/4.5-edit takes 1 to 3000 characters"),
+    ({"prompt": None}, "prompt", "required by model seedream/4.5-edit"),
     ({"prompt": 42}, "prompt", "must be a string"),
     ({"image_urls": []}, "image_urls", "1 to 14"),
     ({"image_urls": [URL] * 15}, "image_urls", "1 to 14"),
-    ({"image_urls": None}, "image_urls", "list of 1 to 14"),
-    ({"image_urls": 7}, "image_urls", "list of 1 to 14"),
+    ({"image_urls": None}, "image_urls", "required by model seedream/4.5-edit (1 to 14 image URLs"),
+    ({"image_urls": 7}, "image_urls", "list of image URLs"),
     ({"image_urls": "[not a list"}, "image_urls", "could not read"),
     ({"image_urls": '{"a": 1}'}, "image_urls[0]", "http(s) URL"),
     ({"image_urls": '[1, 2'}, "image_urls", "could not read"),
@@ -72,9 +72,9 @@ BAD_INPUTS = [
     ({"image_urls": "None"}, "image_urls[0]", "http or https"),
     ({"aspect_ratio": "5:4"}, "aspect_ratio", "one of 1:1"),
     ({"aspect_ratio": "1/1"}, "aspect_ratio", "one of 1:1"),
-    ({"aspect_ratio": None}, "aspect_ratio", "one of 1:1"),
-    ({"quality": "ultra"}, "quality", "'basic' (2K) or 'high' (4K)"),
-    ({"quality": "HIGH"}, "quality", "'basic' (2K) or 'high' (4K)"),
+    ({"aspect_ratio": 16}, "aspect_ratio", "one of 1:1"),
+    ({"quality": "ultra"}, "quality", "one of basic, high (basic = 2K, high = 4K) for seedream/4.5-edit"),
+    ({"quality": "HIGH"}, "quality", "one of basic, high (basic = 2K, high = 4K)"),
     ({"callback_url": "not a url"}, "callback_url", "without spaces"),
     ({"callback_url": "mailto:me@example.com"}, "callback_url", "http or https"),
     ({"nsfw_checker": "yes"}, "nsfw_checker", "true, false or unset"),
@@ -85,16 +85,16 @@ BAD_INPUTS = [
 def test_bad_inputs_name_the_field(override, field, fragment):
     kwargs = {"prompt": "make it blue", "image_urls": [URL], **override}
     with pytest.raises(exc.SeedreamValidationError) as err:
-        request.build_edit_input(request.EditRequest(**kwargs))
+        request.build_input(request.TaskRequest(**kwargs))
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}:")
     assert fragment in str(err.value)
 
 
 def test_fingerprint_changes_with_inputs_only():
-    a = request.build_edit_input(request.EditRequest("p", [URL]))
-    assert a.fingerprint() == request.build_edit_input(request.EditRequest("p", (URL,))).fingerprint()
-    assert a.fingerprint() != request.build_edit_input(request.EditRequest("q", [URL])).fingerprint()
+    a = request.build_input(request.TaskRequest("p", [URL]))
+    assert a.fingerprint() == request.build_input(request.TaskRequest("p", (URL,))).fingerprint()
+    assert a.fingerprint() != request.build_input(request.TaskRequest("q", [URL])).fingerprint()
 
 
 @pytest.mark.parametrize("value", ["", " ", None, 5, "a b", "x" * 300])

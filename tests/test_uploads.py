@@ -192,7 +192,7 @@ def test_too_many_images_is_refused_before_any_file_is_read(kie, monkeypatch):
         raise AssertionError("a file was read")
 
     monkeypatch.setattr(uploads, "inspect_input", boom)
-    with pytest.raises(exc.SeedreamValidationError, match=r"image_urls: must hold 1 to 14 URLs, got 15"):
+    with pytest.raises(exc.SeedreamValidationError, match=r"image_urls: must hold 1 to 14 URLs for seedream/4.5-edit, got 15"):
         edit(kie, ["/nope.png"] * 15).execute(context())
     with pytest.raises(exc.SeedreamValidationError, match="prompt: must not be empty"):
         edit(kie, ["/nope.png"], prompt=" ").execute(context())
@@ -246,7 +246,7 @@ def test_transient_upload_errors_are_retried_and_refusals_name_the_field(kie, ph
 
 
 def test_a_file_that_changes_after_the_check_is_not_uploaded_half(kie, photos):
-    prepared = uploads.prepare_edit(request.EditRequest("p", [str(photos["png"])]))
+    prepared = uploads.prepare(request.TaskRequest("p", [str(photos["png"])]))
     photos["png"].write_bytes(photos["png"].read_bytes()[:100])
     with pytest.raises(exc.SeedreamValidationError, match=r"image_urls\[0\]: .*ended after"):
         prepared.upload(SeedreamHook(retry_base=0.01))
@@ -276,12 +276,12 @@ def test_an_upload_streams_the_file(emulator_process, tmp_path, monkeypatch, api
         out.write(PNG)
         out.write(os.urandom(9 * 1024 * 1024))
     size = big.stat().st_size
-    prepared = uploads.prepare_edit(request.EditRequest("p", [str(big)]))
+    prepared = uploads.prepare(request.TaskRequest("p", [str(big)]))
     hook = SeedreamHook()
     hook.settings  # noqa: B018 - read the connection outside the measurement
     small = tmp_path / "small.png"
     small.write_bytes(PNG)
-    uploads.prepare_edit(request.EditRequest("p", [str(small)])).upload(hook)  # warm-up: imports, connection pool
+    uploads.prepare(request.TaskRequest("p", [str(small)])).upload(hook)  # warm-up: imports, connection pool
     tracemalloc.start()
     started = time.perf_counter()
     try:

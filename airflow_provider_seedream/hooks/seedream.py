@@ -1,4 +1,4 @@
-"""Hook for kie.ai's Market API, model ``seedream/4.5-edit``.
+"""Hook for kie.ai's Market API: the Seedream family (``models``), and any other Market model unvalidated.
 
 The hook sends requests and sleeps; every decision comes from a pure module: the request's checks (``request``), the
 connection's settings (``connection``), kie's wire protocol, error mapping and retry predicates (``wire``), the wait
@@ -9,6 +9,7 @@ needs use the shared ``httpx.AsyncClient`` from ``airflow_provider_seedream.aio`
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 import uuid
@@ -18,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import tenacity
 
-from airflow_provider_seedream import aio, connection, inputs, request, storage_policy, waitstate, wire
+from airflow_provider_seedream import aio, connection, inputs, models, request, storage_policy, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
 
@@ -272,25 +273,63 @@ class SeedreamHook(BaseHook):
         self,
         prompt: str,
         image_urls: list[Any] | str,
-        aspect_ratio: str = request.DEFAULT_ASPECT_RATIO,
-        quality: str = request.DEFAULT_QUALITY,
+        aspect_ratio: str | None = None,
+        quality: str | None = None,
         callback_url: str | None = None,
         nsfw_checker: bool | None = None,
+        model: str = models.DEFAULT_EDIT_MODEL,
+        **fields: Any,
     ) -> str:
-        """Validate the inputs, submit a Seedream 4.5 edit and return kie's task id.
+        """Validate the inputs, submit an edit (Seedream 4.5 unless ``model`` names another edit model of the family)
+        and return kie's task id.
 
         ``image_urls`` may mix public http(s) URLs with local paths and object storage URIs (``s3://...``); files
         are checked (JPEG/PNG/WebP by content, at most 10 MB) and uploaded through kie's File Upload API first.
-        Bad inputs raise ``SeedreamValidationError`` before anything is sent.
+        ``fields`` are the model's other fields (``image_size``, ``max_images``, ``seed`` ...). Bad inputs raise
+        ``SeedreamValidationError`` before anything is sent.
         """
         from airflow_provider_seedream import uploads
 
-        prepared = uploads.prepare_edit(
-            request.EditRequest(prompt, image_urls, aspect_ratio, quality, callback_url, nsfw_checker))
-        return self.submit_edit(prepared.upload(self))
+        prepared = uploads.prepare(request.TaskRequest(prompt, image_urls, aspect_ratio, quality, callback_url,
+                                                       nsfw_checker, model, **fields), "edit")
+        return self.submit_task(prepared.upload(self))
 
-    def submit_edit(self, edit: request.EditInput, *, before_send: Callable[[], None] | None = None) -> str:
-        """Submit a validated edit and return the task id.
+    def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:
+        """Submit a task of any model served by kie's Market endpoints and return its task id.
+
+        A model of the Seedream family (``models.SPECS``) is validated by its spec first, files in ``image_urls``
+        uploaded, as the operators do. Any other model (a newer Seedream, another vendor's) is sent with ``input``
+        as given: it is not validated here (kie refuses bad input with 422, and says which field), and the log says
+        so. The sensor and the triggers wait for any Market task id.
+        """
+        from airflow_provider_seedream import uploads
+
+        if not isinstance(model, str) or not model.strip() or request.has_space_or_control(model):
+            raise request.invalid("model", f"must be a kie.ai model id such as {models.DEFAULT_EDIT_MODEL!r}; got "
+                                           f"{request.short(model)}")
+        if not isinstance(input, dict):
+            raise request.invalid("input", f"must be a dict of the model's input fields, got {type(input).__name__}")
+        spec = models.spec_for(model)
+        if spec is not None:
+            unknown = sorted(str(name) for name in input if name not in request.REQUEST_FIELDS
+                             or name in request.ENVELOPE_FIELDS)
+            if unknown:
+                raise request.invalid(unknown[0], f"model {model} has no such field (its fields: "
+                                                  f"{', '.join(spec.field_names)})")
+            prepared = uploads.prepare(request.TaskRequest(**{**input, "model": model, "callback_url": callback_url}))
+            return self.submit_task(prepared.upload(self))
+        if callback_url not in (None, ""):
+            request.check_http_url("callback_url", callback_url)
+        try:
+            json.dumps(input, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise request.invalid("input", f"must be JSON (plain dicts, lists, strings, numbers): {error}") from None
+        self.log.warning("Model %s is not in this provider's Seedream spec table: its input is sent to kie.ai "
+                         "unvalidated (kie answers 422 naming a bad field)", model)
+        return self.submit_task(request.TaskInput(model, tuple(input.items()), (), callback_url or None))
+
+    def submit_task(self, task: request.TaskInput, *, before_send: Callable[[], None] | None = None) -> str:
+        """Submit a checked task and return its id.
 
         :param before_send: called right before each createTask leaves (after pacing), e.g. to record durably that
             a submit is in flight: a process killed while waiting for the answer cannot record anything after it.
@@ -313,7 +352,7 @@ class SeedreamHook(BaseHook):
                                   "host's workers)", waited, self.pacer.limit)
                 if before_send is not None:
                     before_send()
-                data = self._send("POST", url, what, fresh_connection=True, json=edit.body())
+                data = self._send("POST", url, what, fresh_connection=True, json=task.body())
             return wire.parse_task_id(data)
 
         try:
@@ -329,8 +368,9 @@ class SeedreamHook(BaseHook):
                 f"createTask may have been accepted by kie.ai but no usable task id came back ({message}); it was "
                 "not resubmitted to avoid paying twice: look for a task created at this time on kie.ai's logs page"
             ) from error
-        self.log.info("Seedream task %s created (%s, %s, %d input image(s)) in %.1f s", task_id, edit.aspect_ratio,
-                      edit.quality, len(edit.image_urls), time.monotonic() - started)
+        shown = ", ".join(f"{name}={value}" for name, value in task.input if name != "prompt")
+        self.log.info("Seedream task %s created (%s%s, %d input image(s)) in %.1f s", task_id, task.model,
+                      f": {shown}" if shown else "", len(task.image_urls), time.monotonic() - started)
         return task_id
 
     def _get_task_once(self, task_id: str) -> wire.SeedreamTask:

@@ -1,4 +1,4 @@
-"""Operators that submit Seedream 4.5 edits to kie.ai: one edit, or a batch of them."""
+"""Operators that submit Seedream tasks to kie.ai: one edit, one text-to-image, or a batch of them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import batch, request, results, uploads, waiting, waitstate, wire
+from airflow_provider_seedream import batch, models, request, results, uploads, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -18,51 +18,14 @@ if TYPE_CHECKING:
 
 # task_state_store key; renaming it breaks re-attachment for retries already in flight.
 STATE_KEY = "seedream_task"
-class SeedreamEditOperator(waiting.SeedreamWaitMixin):
-    """Submit a Seedream 4.5 edit (``seedream/4.5-edit``) to kie.ai and return the kie task id.
+class _SeedreamTaskOperator(waiting.SeedreamWaitMixin):
+    """What the edit and text-to-image operators share: check, submit (or re-attach), and optionally wait and store.
 
-    The task id is pushed to XCom at once (key ``seedream_task_id``, and as the return value), so a
-    ``SeedreamTaskSensor`` downstream can wait for it. With ``wait_for_completion=True`` the operator waits itself,
-    deferring to the triggerer when ``deferrable=True``, and pushes the result URLs under ``result_urls``; with
-    ``output_path`` it also copies every result image there as soon as the task succeeds (XCom ``stored_images``).
-
-    ``image_urls`` may name files instead of public URLs: local paths, ``file://`` URIs, or any URI Airflow's
-    ``ObjectStoragePath`` understands (``s3://bucket/key``, ``gs://...``, with ``conn_id@`` for a connection). They
-    are checked before anything is sent (JPEG/PNG/WebP by content, at most 10 MB each, 14 images in all) and uploaded
-    through kie's File Upload API right before createTask; the uploaded URLs are what the task sends.
-
-    On Airflow 3.3+ the task id is also kept in the task's ``task_state_store``: when the Airflow task is retried
-    (say the worker died after the submit) and the kie task is still running or has succeeded, the retry re-attaches
-    to it instead of paying for a second edit.
-
-    :param prompt: what to change, 1 to 3000 characters. Templated.
-    :param image_urls: 1 to 14 jpeg/png/webp images: public http(s) URLs (sent as they are), local paths or object
-        storage URIs (uploaded first). Templated.
-    :param aspect_ratio: one of ``1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9``. Templated.
-    :param quality: ``basic`` (2K) or ``high`` (4K). Templated.
-    :param callback_url: an http(s) URL kie POSTs the result to when the task ends. Templated.
-    :param nsfw_checker: kie's content filter switch; unset leaves kie's default.
-    :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated.
-    :param wait_for_completion: wait for the task to finish before succeeding.
-    :param deferrable: wait in the triggerer instead of holding a worker slot (only with ``wait_for_completion``).
-    :param poll_interval: the base pause between status queries, in seconds.
-    :param timeout: how long to wait for the task at most, in seconds.
-    :param reattach: re-attach to the task a previous try submitted, when it is still running or succeeded.
-    :param max_consecutive_errors: transient errors in a row tolerated while waiting (as on the sensor).
-    :param output_path: where to copy the result images when the operator waits: a local path or an object storage
-        URI (``file://``, ``s3://``, ``gs://``, ...), e.g. ``s3://aws_default@bucket/edits/{{ ds }}``. Files are
-        named ``<dag_id>/<run_id>/<task_id>/[map-<m>_]image-<i>.<ext>`` below it. Templated.
+    A subclass names its ``kind`` (the models it takes) and its parameters; ``TaskRequest.of(self)`` reads the
+    request from the operator's (templated) attributes of the same names.
     """
 
-    template_fields: Sequence[str] = (
-        "prompt",
-        "image_urls",
-        "aspect_ratio",
-        "quality",
-        "callback_url",
-        "seedream_conn_id",
-        "output_path",
-    )
+    kind: models.Kind
     template_fields_renderers = {"image_urls": "json"}
     ui_color = "#f6e3ff"
     operator_extra_links = (SeedreamResultImageLink(),)
@@ -71,9 +34,14 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         self,
         *,
         prompt: str,
-        image_urls: list[str] | str,
-        aspect_ratio: str = request.DEFAULT_ASPECT_RATIO,
-        quality: str = request.DEFAULT_QUALITY,
+        model: str,
+        aspect_ratio: str | None = None,
+        quality: str | None = None,
+        image_size: str | None = None,
+        image_resolution: str | None = None,
+        max_images: int | None = None,
+        seed: int | None = None,
+        guidance_scale: float | None = None,
         callback_url: str | None = None,
         nsfw_checker: bool | None = None,
         seedream_conn_id: str = SeedreamHook.default_conn_name,
@@ -88,9 +56,14 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
     ) -> None:
         super().__init__(**kwargs)
         self.prompt = prompt
-        self.image_urls = image_urls
+        self.model = model
         self.aspect_ratio = aspect_ratio
         self.quality = quality
+        self.image_size = image_size
+        self.image_resolution = image_resolution
+        self.max_images = max_images
+        self.seed = seed
+        self.guidance_scale = guidance_scale
         self.callback_url = callback_url
         self.nsfw_checker = nsfw_checker
         self.seedream_conn_id = seedream_conn_id
@@ -107,6 +80,11 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
                 "wait_for_completion=True, or give output_path to the SeedreamTaskSensor that waits",
                 field="output_path", code=None,
             )
+        # A literal model is checked here, at parse time; a templated one after rendering, before any request.
+        if isinstance(model, str) and "{{" not in model:
+            problem = request.model_error(model, self.kind)
+            if problem is not None:
+                raise problem
 
     def _reattach_to(self, store: Any, fingerprint: str) -> tuple[str, wire.SeedreamTask | None] | None:
         """Return the task a previous try submitted for the same inputs, if it is still worth waiting for, with what
@@ -151,13 +129,13 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
 
     def execute(self, context: Context) -> str:
         # Everything is checked before anything is sent: the inputs (files included) and where results will go.
-        prepared = uploads.prepare_edit(request.EditRequest.of(self))
+        prepared = uploads.prepare(request.TaskRequest.of(self), self.kind)
         if self.output_path:  # only set together with wait_for_completion (checked in __init__)
             from airflow_provider_seedream import storage
 
             storage.check_output_path(self.output_path)
         # Local files are placeholders in ``prepared.edit``, so the fingerprint is the same on every try.
-        fingerprint = prepared.edit.fingerprint()
+        fingerprint = prepared.task.fingerprint()
         store = context.get("task_state_store")
         reattached = self._reattach_to(store, fingerprint)
         task_id, seen = reattached if reattached is not None else (None, None)
@@ -179,7 +157,7 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
             if seen is not None and seen.succeeded:
                 self.deliver(context, seen)
                 return task_id
-            self.defer_wait(plan, base=SeedreamEditOperator, returns=results.RETURN_TASK_ID)
+            self.defer_wait(plan, base=_SeedreamTaskOperator, returns=results.RETURN_TASK_ID)
         task = self.hook.wait_for_task(task_id, poll_interval=self.poll_interval, deadline=plan.deadline,
                                        max_consecutive_errors=self.max_consecutive_errors)
         self.deliver(context, task)
@@ -195,6 +173,100 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         task = waitstate.resolve_event(event)
         self.deliver(context, task)
         return task.task_id
+
+
+#: The parameters both operators template (the model too: a DAG may pick it per run).
+_TEMPLATED = ("prompt", "model", "aspect_ratio", "quality", "image_size", "image_resolution", "max_images", "seed",
+              "guidance_scale", "callback_url", "seedream_conn_id", "output_path")
+
+_COMMON_PARAMS = """
+    :param aspect_ratio: ``1:1, 4:3, 3:4, 16:9, 9:16, 2:3, 3:2, 21:9`` (Seedream 4.5 and 5.0 Lite; default ``1:1``).
+        Templated.
+    :param quality: ``basic`` (2K) or ``high`` (4K; 3K for 5.0 Lite text to image) (4.5 and 5.0 Lite; default
+        ``basic``). Templated.
+    :param image_size: the output's shape on 4.0 and 3.0 (``square_hd`` by default; see the README's model table).
+        Templated.
+    :param image_resolution: ``1K``, ``2K`` or ``4K`` (4.0; default ``1K``). Templated.
+    :param max_images: how many images one task makes, 1 to 6 (4.0; default 1; the prompt should ask for as many).
+        Templated.
+    :param seed: an integer that repeats a result with the same inputs (4.0 and 3.0). Templated.
+    :param guidance_scale: 1 to 10, how closely to follow the prompt (3.0; default 2.5). Templated.
+    :param callback_url: an http(s) URL kie POSTs the result to when the task ends. Templated.
+    :param nsfw_checker: kie's content filter switch (not on 3.0); unset leaves kie's default.
+    :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated.
+    :param wait_for_completion: wait for the task to finish before succeeding.
+    :param deferrable: wait in the triggerer instead of holding a worker slot (only with ``wait_for_completion``).
+    :param poll_interval: the base pause between status queries, in seconds.
+    :param timeout: how long to wait for the task at most, in seconds.
+    :param reattach: re-attach to the task a previous try submitted, when it is still running or succeeded.
+    :param max_consecutive_errors: transient errors in a row tolerated while waiting (as on the sensor).
+    :param output_path: where to copy the result images when the operator waits: a local path or an object storage
+        URI (``file://``, ``s3://``, ``gs://``, ...), e.g. ``s3://aws_default@bucket/edits/{{ ds }}``. Files are
+        named ``<dag_id>/<run_id>/<task_id>/[map-<m>_]image-<i>.<ext>`` below it (one per result image). Templated.
+
+    A field the chosen model does not have, or a value outside its limits, fails the task before any request, naming
+    the field, the model and the allowed values.
+"""
+
+
+class SeedreamEditOperator(_SeedreamTaskOperator):
+    """Submit a Seedream edit to kie.ai (``seedream/4.5-edit`` unless ``model`` names another edit model of the
+    family) and return the kie task id.
+
+    The task id is pushed to XCom at once (key ``seedream_task_id``, and as the return value), so a
+    ``SeedreamTaskSensor`` downstream can wait for it. With ``wait_for_completion=True`` the operator waits itself,
+    deferring to the triggerer when ``deferrable=True``, and pushes the result URLs under ``result_urls``; with
+    ``output_path`` it also copies every result image there as soon as the task succeeds (XCom ``stored_images``).
+
+    ``image_urls`` may name files instead of public URLs: local paths, ``file://`` URIs, or any URI Airflow's
+    ``ObjectStoragePath`` understands (``s3://bucket/key``, ``gs://...``, with ``conn_id@`` for a connection). They
+    are checked before anything is sent (JPEG/PNG/WebP by content, at most 10 MB each, as many as the model takes)
+    and uploaded through kie's File Upload API right before createTask; the uploaded URLs are what the task sends.
+
+    On Airflow 3.3+ the task id is also kept in the task's ``task_state_store``: when the Airflow task is retried
+    (say the worker died after the submit) and the kie task is still running or has succeeded, the retry re-attaches
+    to it instead of paying for a second edit (same inputs and model only).
+
+    :param prompt: what to change (1 to 3000 characters on 4.5; 3 to 3000 on 5.0 Lite; up to 5000 on 4.0).
+        Templated.
+    :param image_urls: the images to edit (1 to 14 on 4.5 and 5.0 Lite, 1 to 10 on 4.0): public http(s) URLs (sent as
+        they are), local paths or object storage URIs (uploaded first). Templated.
+    :param model: ``seedream/4.5-edit`` (default), ``seedream/5-lite-image-to-image`` or
+        ``bytedance/seedream-v4-edit``. Templated.
+{params}    """
+
+    kind: models.Kind = "edit"
+    template_fields: Sequence[str] = ("image_urls", *_TEMPLATED)
+
+    def __init__(self, *, prompt: str, image_urls: list[str] | str, model: str = models.DEFAULT_EDIT_MODEL,
+                 **kwargs: Any) -> None:
+        self.image_urls = image_urls
+        super().__init__(prompt=prompt, model=model, **kwargs)
+
+
+class SeedreamTextToImageOperator(_SeedreamTaskOperator):
+    """Submit a Seedream text-to-image task to kie.ai (``seedream/4.5-text-to-image`` unless ``model`` names another
+    text-to-image model of the family) and return the kie task id.
+
+    Everything else is as on ``SeedreamEditOperator``: the task id to XCom at once, the optional wait (deferrable),
+    ``output_path``, re-attachment on retry, the extra link. A downstream edit can take the result as its input:
+    ``image_urls=["{{ ti.xcom_pull(task_ids='scene', key='result_urls')[0] }}"]``.
+
+    :param prompt: the picture to make (1 to 3000 characters on 4.5; 3 to 3000 on 5.0 Lite; up to 5000 on 4.0 and
+        3.0). Templated.
+    :param model: ``seedream/4.5-text-to-image`` (default), ``seedream/5-lite-text-to-image``,
+        ``bytedance/seedream-v4-text-to-image`` or ``bytedance/seedream`` (3.0). Templated.
+{params}    """
+
+    kind: models.Kind = "text-to-image"
+    template_fields: Sequence[str] = _TEMPLATED
+
+    def __init__(self, *, prompt: str, model: str = models.DEFAULT_TEXT_TO_IMAGE_MODEL, **kwargs: Any) -> None:
+        super().__init__(prompt=prompt, model=model, **kwargs)
+
+
+for _operator in (SeedreamEditOperator, SeedreamTextToImageOperator):
+    _operator.__doc__ = (_operator.__doc__ or "").replace("{params}", _COMMON_PARAMS.lstrip("\n"))
 
 
 class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
@@ -263,7 +335,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         prepared = []
         for index, item in enumerate(batch.check_edits(self.edits)):
             try:
-                prepared.append(uploads.prepare_edit(request.EditRequest(**item)))
+                prepared.append(uploads.prepare(request.TaskRequest(**item)))
             except exc.SeedreamValidationError as error:
                 raise batch.item_error(index, error) from None
         if self.output_path:
@@ -274,7 +346,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         if store is None:
             self.log.warning("This Airflow has no task_state_store (it arrived in 3.3): if this task is retried "
                              "after submitting, the retry submits and pays for every edit again")
-        fingerprints = [item.edit.fingerprint() for item in prepared]
+        fingerprints = [item.task.fingerprint() for item in prepared]
         # One read tells whether any try of this task instance began submitting; only then are the edits' own
         # records read (one round trip each through the API server: seconds for a night's batch).
         began = store is not None and store.get(batch.STARTED_KEY) is not None
@@ -342,7 +414,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
             raise exc.SeedreamInsufficientCreditsError(problem, code=None)
         self.log.info("Estimated cost %g credits (%d x %g); balance %g", to_submit * price, to_submit, price, balance)
 
-    def _submit(self, prepared: list[uploads.PreparedEdit], fingerprints: list[str], saved: list[batch.Saved],
+    def _submit(self, prepared: list[uploads.PreparedTask], fingerprints: list[str], saved: list[batch.Saved],
                 store: Any) -> list[batch.Outcome]:
         """Submit every edit not accepted before, in order, recording each as it goes; never raise for one edit."""
         outcomes: list[batch.Outcome] = []
