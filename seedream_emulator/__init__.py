@@ -3,8 +3,9 @@
 Written from the API documents, not from the client code: it imports nothing from ``airflow_provider_seedream``
 outside this package (and not Airflow), so agreement between client and emulator is tested rather than assumed.
 Sources: the Seedream 4.5 edit createTask page (docs.kie.ai/market/seedream/4-5-edit, Chinese copy in
-``shared/seed/seedream-4.5-edit-api.md``) and the research notes ``shared/notes/kie-api.md`` (Get Task Details,
-callbacks, File Upload API, credits, download-url, rate limits, pricing), as read for version 0.1.0 of the provider.
+``shared/seed/seedream-4.5-edit-api.md``), the pages of the other Seedream models (listed per model in ``models``)
+and the research notes ``shared/notes/kie-api.md`` (Get Task Details, callbacks, File Upload API, credits,
+download-url, rate limits, pricing), as read for version 0.1.0 of the provider.
 
 Start it::
 
@@ -16,16 +17,24 @@ Start it::
 
 Endpoints (Bearer key required on the kie ones; any non-empty key unless ``api_keys`` is set):
 
-- ``POST /api/v1/jobs/createTask`` - validates ``model`` (exactly ``seedream/4.5-edit``), ``callBackUrl`` (http(s)
-  URI), ``input.prompt`` (string, 1..3000 chars), ``input.image_urls`` (1..14 http(s) URIs), ``input.aspect_ratio``
-  (1:1 4:3 3:4 16:9 9:16 2:3 3:2 21:9), ``input.quality`` (basic|high), ``input.nsfw_checker`` (bool); bad -> body
-  code 422 naming the field; non-JSON body -> 422; charges ``credits_per_task`` (6.5) or answers 402
-  ``Credits insufficient``; success -> ``{"code": 200, "msg": "success", "data": {"taskId": <32 hex>}}``.
+- ``POST /api/v1/jobs/createTask`` - serves the Seedream family, each model checked against its own page
+  (``models``): ``seedream/4.5-edit`` and ``seedream/4.5-text-to-image`` (prompt 1..3000 chars, image_urls 1..14
+  http(s) URIs for the edit, aspect_ratio 1:1 4:3 3:4 16:9 9:16 2:3 3:2 21:9 and quality basic|high both required,
+  nsfw_checker bool), ``seedream/5-lite-image-to-image`` and ``seedream/5-lite-text-to-image`` (the same with prompt
+  3..3000), ``bytedance/seedream-v4-edit`` and ``bytedance/seedream-v4-text-to-image`` (prompt 1..5000, image_urls
+  1..10 for the edit, optional image_size, image_resolution 1K|2K|4K, max_images 1..6, seed, nsfw_checker) and
+  ``bytedance/seedream`` (3.0: prompt 1..5000, optional image_size, guidance_scale 1..10, seed). Also
+  ``callBackUrl`` (http(s) URI). Another model -> 422 ``model ... is not served``; a bad or missing field, or a
+  field the model does not have -> body code 422 naming the field and the model; non-JSON body -> 422. Charges
+  per result image (6.5 credits for 4.5, 5.5 for 5-lite, 6.5 assumed for 4.0 and 3.0; ``credits_per_task`` sets
+  one price for all) or answers 402 ``Credits insufficient``; success -> ``{"code": 200, "msg": "success",
+  "data": {"taskId": <32 hex>}}``.
 - ``GET /api/v1/jobs/recordInfo?taskId=`` - ``{"code": 200, "msg": "success", "data": ...}`` with ``data`` =
-  taskId, model, state, param (compact JSON *string* of the createTask body whose ``input`` is itself a JSON
-  string: ``{"input": "{...}", "model": ...}``), resultJson (JSON *string* ``{"resultUrls":[...]}`` on success, ""
-  otherwise), failCode/failMsg (null unless failed), costTime (null until done, then seconds), completeTime (ms or
-  null), createTime (ms); no updateTime, no creditsConsumed (live answers have neither).
+  taskId, model (the model submitted), state, param (compact JSON *string* of the createTask body as sent, defaults
+  not filled in, whose ``input`` is itself a JSON string: ``{"input": "{...}", "model": ...}``), resultJson (JSON
+  *string* ``{"resultUrls":[...]}`` on success, "" otherwise), failCode/failMsg (null unless failed), costTime (null
+  until done, then seconds), completeTime (ms or null), createTime (ms); no updateTime, no creditsConsumed (live
+  answers have neither).
   States: waiting (first 15 % of the duration) -> queuing (next 15 %) -> generating -> success|fail, by wall-clock
   time since creation. No taskId -> code 400 ``taskId parameter is required``.
 - ``GET /api/v1/chat/credit`` - ``data`` = balance as a float (e.g. 993.5); failed tasks are refunded.
@@ -40,10 +49,14 @@ Endpoints (Bearer key required on the kie ones; any non-empty key unless ``api_k
   check off). The URL upload never goes to the network: it copies only URLs of this emulator (samples, uploaded
   files, results, download links); any other URL, or one of its own that does not resolve, answers body code 400
   ``Failed to download file from <url>: ...``. In reality these live on another host; here they share the server.
-- ``GET /results/<taskId>/0.<png|jpg|webp>`` - the one result image of a successful task (real bytes, requested
-  aspect ratio; basic = 2K class, long side 2048; high = 4K class, long side 4096). **Scaled down**: by default the
-  pixel size is divided by 4 for speed (header ``X-Emulator-Scaled: 4``); ``full_size``/``--full-size`` serves the
-  true size (a 4K PNG is then ~12 MB). 403 once expired (``result_ttl``, default 24 h), 404 if unknown/not done.
+- ``GET /results/<taskId>/<n>.<png|jpg|webp>`` - the result images of a successful task: one (``0``), or
+  ``max_images`` of them (``0`` .. ``N-1``, each a different picture) for Seedream 4.0. Real bytes, of the requested
+  shape and size class: 4.5 and 5-lite ``aspect_ratio``, with ``quality`` basic = long side 2048, high = 4096
+  (3072 for 5-lite text-to-image, whose page says 3K); 4.0 ``image_size`` shape with ``image_resolution`` 1K/2K/4K
+  = long side 1024/2048/4096; 3.0 ``image_size`` shape, long side 1024 for square and 2048 otherwise (assumed).
+  **Scaled down**: by default the pixel size is divided by 4 for speed (header ``X-Emulator-Scaled: 4``);
+  ``full_size``/``--full-size`` serves the true size (a 4K PNG is then ~12 MB). 403 once expired (``result_ttl``,
+  default 24 h), 404 if unknown/not done.
 - ``GET /dl/<token>/<name>`` - links minted by download-url (403 after 20 minutes).
 - ``GET /files/<uploadPath>/<fileName>`` - uploaded files, same bytes and content type (404 after 3 days).
 - ``GET /samples/`` (JSON list) and ``GET /samples/<name>`` - product-photo-like PNG/JPEG/WebP inputs of several
@@ -66,7 +79,8 @@ Quirks reproduced (source in brackets):
   queued: createTask 20 per 10 s per key (sliding window), recordInfo 10 per s per key [Getting Started;
   Get Task Details].
 - Result URLs expire (403), download-url re-mints 20-minute links [Get Task Details; download-url page].
-- Fractional credit balance; 6.5 credits per Seedream 4.5 task; failed tasks cost 0 [pricing; callback schema].
+- Fractional credit balance; 6.5 credits per Seedream 4.5 image (5.5 per 5-lite image), charged per image;
+  failed tasks cost 0 [pricing; callback schema].
 - Callbacks: on success/fail, POST ``{"code": 200|501, "msg": "Playground task completed successfully." |
   "Playground task failed.", "data": <recordInfo data + updateTime (ms) + creditsConsumed (0 if failed)>}`` to
   ``callBackUrl`` - only to loopback hosts (others are recorded, not sent), best effort, in a background thread;
@@ -89,11 +103,11 @@ An unknown key or value is rejected with code 422, so typos in tests do not pass
 Control API (plain JSON, no API key, loopback clients only):
 
 - ``GET /_emulator/stats`` - ``requests`` (per endpoint: createTask, recordInfo, credit, download-url, upload,
-  results, samples, files), ``responses`` (per endpoint, per code), ``tasks`` (per taskId: state, outcome, created,
-  completed, seconds, polls, input, ...), ``created_task_ids``, ``per_second`` (per endpoint: unix second -> count),
-  ``rate_limited`` (429s sent per endpoint, from the limiter or from faults), ``faults_served``,
-  ``faults_pending``, ``auth_keys_seen_count`` (keys are kept only as hashes, never echoed), ``auth_failures``,
-  ``callbacks``, ``credits``, ``config``.
+  results, samples, files), ``responses`` (per endpoint, per code), ``tasks`` (per taskId: state, model, images,
+  outcome, created, completed, seconds, polls, input, ...), ``created_task_ids``, ``per_second`` (per endpoint:
+  unix second -> count), ``rate_limited`` (429s sent per endpoint, from the limiter or from faults),
+  ``faults_served``, ``faults_pending``, ``auth_keys_seen_count`` (keys are kept only as hashes, never echoed),
+  ``auth_failures``, ``callbacks``, ``credits``, ``config``.
 - ``POST /_emulator/reset`` - clear tasks, uploads, links, counters, faults, limits; restore the balance.
 - ``GET|POST /_emulator/config`` - read / change ``EmulatorConfig`` fields at run time, e.g. ``{"task_seconds": 1,
   "default_scenario": {"outcome": "fail"}, "rate_limits": false, "record_info_message_key": "message"}``.

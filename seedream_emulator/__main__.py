@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Describe the command line (every option maps to one ``EmulatorConfig`` field)."""
     parser = argparse.ArgumentParser(
         prog="python -m seedream_emulator",
-        description="Local emulator of the kie.ai Market API for seedream/4.5-edit (plus File Upload API).",
+        description="Local emulator of the kie.ai Market API for the Seedream models (plus File Upload API).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8089, help="port to bind; 0 picks a free one (default: 8089)")
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='scenario for prompts without a directive, e.g. \'{"outcome": "fail"}\'',
     )
     parser.add_argument("--public-url", default=None, help="base URL written into links (default: own URL)")
-    parser.add_argument("--full-size", action="store_true", help="serve results at true 2K/4K size")
+    parser.add_argument("--full-size", action="store_true", help="serve results at their true size (1K..4K)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 

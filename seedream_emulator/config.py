@@ -1,4 +1,4 @@
-"""Settings of the emulator, and the constants it takes from the kie.ai / Seedream 4.5 documents."""
+"""Settings of the emulator, and the constants it takes from kie.ai's documents (the models' own fields: ``models``)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ from typing import Any
 
 from seedream_emulator.scenario import Scenario, validate_distribution
 
-#: The only model ``seedream/4.5-edit``'s createTask page accepts.
-MODEL = "seedream/4.5-edit"
-#: ``input.aspect_ratio`` enum (Seedream 4.5 edit doc).
-ASPECT_RATIOS: tuple[str, ...] = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
-#: ``input.quality`` enum: basic = 2K output, high = 4K output (Seedream 4.5 edit doc).
-QUALITIES: tuple[str, ...] = ("basic", "high")
-PROMPT_MAX_CHARS = 3000
-IMAGE_URLS_MAX = 14
-#: Input images: "image/jpeg, image/png, image/webp; max 10.0MB" (Seedream 4.5 edit doc, input.image_urls).
+#: Input images: "image/jpeg, image/png, image/webp; max 10.0MB" (``input.image_urls`` on every Seedream edit page:
+#: 4.5 edit, 5-lite image-to-image, 4.0 edit).
 INPUT_MIME_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
 INPUT_MAX_BYTES = 10 * 1024 * 1024
 
@@ -49,13 +42,15 @@ class EmulatorConfig:
     :param create_limit: createTask requests per ``create_window_seconds`` per API key (kie: 20 per 10 s).
     :param record_info_limit: recordInfo requests per ``record_info_window_seconds`` per key (kie: 10 per s).
     :param initial_credits: account balance at start and after a reset.
-    :param credits_per_task: price charged at createTask (kie pricing: 6.5 credits for Seedream 4.5).
+    :param credits_per_task: price of one result image, charged at createTask for every image the task will make
+        (one, or ``max_images`` for Seedream 4.0), for whatever model; ``None`` (default): each model's own price
+        (``models``: 6.5 credits for 4.5, 5.5 for 5-lite, 6.5 assumed for 4.0 and 3.0).
     :param result_ttl: lifetime of a result URL after completion (kie: "typically expire after 24 hours").
     :param download_url_ttl: lifetime of a link minted by download-url (kie: 20 minutes).
     :param upload_ttl: lifetime of an uploaded file (kie File Upload API: 3 days).
     :param upload_max_bytes: largest accepted upload (Seedream inputs: 10 MB).
     :param upload_images_only: reject uploads that are not JPEG/PNG/WebP (the only types Seedream accepts).
-    :param full_size: serve results at true 2K/4K size instead of a quarter of it.
+    :param full_size: serve results at their true size (1K to 4K class) instead of a quarter of it.
     :param callback_timeout: seconds a callback POST may take (not scaled: it is a network timeout).
     :param webhook_hmac_key: when set, callbacks carry kie's ``X-Webhook-Timestamp``/``X-Webhook-Signature``.
     :param public_url: base URL written into result/upload/download links (default: the server's own URL).
@@ -77,7 +72,7 @@ class EmulatorConfig:
     record_info_limit: int = 10
     record_info_window_seconds: float = 1.0
     initial_credits: float = 1000.0
-    credits_per_task: float = 6.5
+    credits_per_task: float | None = None
     result_ttl: float = 24 * 3600.0
     download_url_ttl: float = 20 * 60.0
     upload_ttl: float = 3 * 24 * 3600.0
@@ -100,13 +95,17 @@ class EmulatorConfig:
             "download_url_ttl",
             "upload_ttl",
             "initial_credits",
-            "credits_per_task",
             "callback_timeout",
         ):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"EmulatorConfig.{name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, value)
+        if self.credits_per_task is not None:
+            price = float(self.credits_per_task)
+            if not math.isfinite(price) or price < 0:
+                raise ValueError(f"EmulatorConfig.credits_per_task must be None or a finite number >= 0, got {price!r}")
+            object.__setattr__(self, "credits_per_task", price)
         for name in ("time_scale", "create_window_seconds", "record_info_window_seconds"):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value <= 0:

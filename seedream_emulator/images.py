@@ -26,8 +26,6 @@ from typing import Any
 MIME_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 #: Output format name -> file extension used in result URLs.
 EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-#: Long side in pixels per Seedream quality (Seedream 4.5 doc: basic = 2K, high = 4K).
-LONG_SIDE: dict[str, int] = {"basic": 2048, "high": 4096}
 #: Default pixel reduction applied to results unless ``full_size`` is set (speed: a 4K PNG takes seconds).
 DOWNSCALE = 4
 
@@ -78,9 +76,8 @@ def ratio_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
     return max(1, round(long_side * a / b)), long_side
 
 
-def result_size(aspect_ratio: str, quality: str, full_size: bool) -> tuple[int, int]:
-    """Return the pixel size of a result: 2K/4K class long side, divided by DOWNSCALE unless full size."""
-    long_side = LONG_SIDE.get(quality, LONG_SIDE["basic"])
+def result_size(aspect_ratio: str, long_side: int, full_size: bool) -> tuple[int, int]:
+    """Return the pixel size of a result: the model's long side (``models``), divided by DOWNSCALE unless full size."""
     if not full_size:
         long_side //= DOWNSCALE
     return ratio_size(aspect_ratio, long_side)
@@ -89,6 +86,17 @@ def result_size(aspect_ratio: str, quality: str, full_size: bool) -> tuple[int, 
 def seed_from_text(text: str) -> int:
     """Derive a stable 64-bit seed from text (the prompt), so equal prompts give equal pictures."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def variant_seed(seed: int, index: int) -> int:
+    """Return the seed of the ``index``-th image of a task whose first image has ``seed`` (index 0: ``seed`` itself).
+
+    Why: a task asked for several images (Seedream 4.0 ``max_images``) must serve different pictures, as a model
+    would, and a client that stores them must not be able to pass by writing one picture N times.
+    """
+    if index == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}/{index}".encode()).digest()[:8], "big")
 
 
 def render(seed: int, width: int, height: int, fmt: str) -> bytes:

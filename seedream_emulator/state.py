@@ -10,6 +10,7 @@ terminal task whose side effects are still pending.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -28,6 +29,7 @@ from seedream_emulator import images
 from seedream_emulator.callbacks import CallbackJob, is_loopback_host, post_callback
 from seedream_emulator.config import INPUT_MAX_BYTES, INPUT_MIME_TYPES, EmulatorConfig
 from seedream_emulator.faults import ENDPOINTS, validate_fault
+from seedream_emulator.models import MODELS, Output
 from seedream_emulator.scenario import SLOW_FACTOR, Scenario, sample_duration
 
 #: Share of a task's duration spent in each non-terminal state (the rest is ``generating``).
@@ -66,7 +68,11 @@ class Lookup:
 
 @dataclass
 class Task:
-    """One emulated task. Times are wall-clock seconds (``time.time()``), durations wall seconds."""
+    """One emulated task. Times are wall-clock seconds (``time.time()``), durations wall seconds.
+
+    ``image`` describes the first result image; a task of ``image_count`` images serves ``0.<ext>``, ``1.<ext>``,
+    ... of the same size and format, each drawn from its own seed (``images.variant_seed``).
+    """
 
     task_id: str
     body: dict[str, Any]
@@ -83,10 +89,21 @@ class Task:
     callback_url: str | None
     polls: int = 0
     settled: bool = False
+    image_count: int = 1
 
     @property
-    def result_name(self) -> str:
-        return f"0.{images.EXTENSIONS[self.image.fmt]}"
+    def result_names(self) -> tuple[str, ...]:
+        """The file names of the result images, in ``resultUrls`` order."""
+        extension = images.EXTENSIONS[self.image.fmt]
+        return tuple(f"{index}.{extension}" for index in range(self.image_count))
+
+    def image_named(self, name: str) -> ImageSpec | None:
+        """Return the spec of the result image called ``name``, or ``None`` if the task has none of that name."""
+        names = self.result_names
+        if name not in names:
+            return None
+        index = names.index(name)
+        return dataclasses.replace(self.image, seed=images.variant_seed(self.image.seed, index))
 
 
 @dataclass
@@ -388,29 +405,45 @@ class EmulatorState:
     # ------------------------------------------------------------------ tasks
 
     def create_task(self, body: dict[str, Any], scenario: Scenario) -> str | None:
-        """Create a task from a validated body and charge for it; ``None`` when the credits do not cover it."""
+        """Create a task from a validated body and charge for it; ``None`` when the credits do not cover it.
+
+        The price is per result image (kie's pricing is "per image"), so a Seedream 4.0 task asking for
+        ``max_images`` images is charged for that many.
+        """
         now = self._clock()
+        spec = MODELS[body["model"]]
+        output = spec.output(body["input"])
         with self._lock:
             config = self._config
-            if self._balance + 1e-9 < config.credits_per_task:
+            per_image = spec.credits_per_image if config.credits_per_task is None else config.credits_per_task
+            price = round(per_image * output.count, 6)
+            if self._balance + 1e-9 < price:
                 return None
-            self._balance = round(self._balance - config.credits_per_task, 6)
-            task = self._new_task_locked(body, scenario, now, config)
+            self._balance = round(self._balance - price, 6)
+            task = self._new_task_locked(body, output, scenario, now, config, price)
             self._tasks[task.task_id] = task
             self._created_ids.append(task.task_id)
             if task.end is not None:
                 self._schedule_locked(task)
             return task.task_id
 
-    def _new_task_locked(self, body: dict[str, Any], scenario: Scenario, now: float, config: EmulatorConfig) -> Task:
+    def _new_task_locked(
+        self,
+        body: dict[str, Any],
+        output: Output,
+        scenario: Scenario,
+        now: float,
+        config: EmulatorConfig,
+        price: float,
+    ) -> Task:
         data = body["input"]
         outcome, fail_code, fail_msg = scenario.outcome, scenario.fail_code, scenario.fail_msg
-        problem = self._inputs_problem_locked(data["image_urls"], now)
+        problem = self._inputs_problem_locked(data.get("image_urls") or (), now)
         if problem is not None and outcome not in ENDLESS_OUTCOMES:
             outcome, fail_code, fail_msg = "fail", "422", problem
         duration = config.scaled(self._emulated_duration(scenario, config))
         endless = outcome in ENDLESS_OUTCOMES or scenario.polls is not None
-        width, height = images.result_size(data["aspect_ratio"], data["quality"], config.full_size)
+        width, height = images.result_size(output.aspect_ratio, output.long_side, config.full_size)
         return Task(
             task_id=uuid.uuid4().hex,
             body=body,
@@ -429,8 +462,9 @@ class EmulatorState:
                 scenario.format,
                 downscale=1 if config.full_size else images.DOWNSCALE,
             ),
-            credits=config.credits_per_task,
+            credits=price,
             callback_url=body.get("callBackUrl"),
+            image_count=output.count,
         )
 
     def _emulated_duration(self, scenario: Scenario, config: EmulatorConfig) -> float:
@@ -505,7 +539,7 @@ class EmulatorState:
     def _result_urls(self, task: Task) -> list[str]:
         if task.outcome == "empty":
             return []
-        return [f"{self._base_url}/results/{task.task_id}/{task.result_name}"]
+        return [f"{self._base_url}/results/{task.task_id}/{name}" for name in task.result_names]
 
     def _result_json(self, task: Task) -> str:
         text = json.dumps({"resultUrls": self._result_urls(task)}, separators=_COMPACT)
@@ -549,13 +583,14 @@ class EmulatorState:
 
     def _result_asset_locked(self, task_id: str, name: str, now: float) -> Lookup:
         task = self._tasks.get(task_id)
-        if task is None or name != task.result_name or state_at(task, now) != "success" or task.outcome == "empty":
+        spec = None if task is None else task.image_named(name)
+        if task is None or spec is None or state_at(task, now) != "success" or task.outcome == "empty":
             return Lookup(404, reason="no such result")
         assert task.end is not None
         ttl = task.scenario.expire_after if task.scenario.expire_after is not None else self._config.result_ttl
         if now >= task.end + self._config.scaled(ttl):
             return Lookup(403, reason="result URL expired")
-        return Lookup(200, spec=task.image)
+        return Lookup(200, spec=spec)
 
     def mint_download_url(self, url: str) -> str | None:
         """Return a fresh temporary link for a result URL this emulator produced (expired ones too)."""
@@ -569,7 +604,12 @@ class EmulatorState:
         now = self._clock()
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None or name != task.result_name or state_at(task, now) != "success" or task.outcome == "empty":
+            if (
+                task is None
+                or task.image_named(name) is None
+                or state_at(task, now) != "success"
+                or task.outcome == "empty"
+            ):
                 return None
             token = secrets.token_hex(16)
             expires = now + self._config.scaled(self._config.download_url_ttl)
@@ -586,9 +626,10 @@ class EmulatorState:
             if now >= link.expires:
                 return Lookup(403, reason="download link expired")
             task = self._tasks.get(link.task_id)
-            if task is None:
+            spec = None if task is None else task.image_named(link.name)
+            if spec is None:
                 return Lookup(404, reason="no such result")
-            return Lookup(200, spec=task.image)
+            return Lookup(200, spec=spec)
 
     def store_upload(self, upload_path: str, file_name: str, data: bytes, mime_type: str) -> dict[str, Any]:
         """Store an uploaded file (same path overwrites, as kie documents) and return the response ``data``."""
@@ -682,6 +723,8 @@ class EmulatorState:
         state = state_at(task, now)
         return {
             "state": state,
+            "model": task.body.get("model"),
+            "images": task.image_count,
             "outcome": task.outcome,
             "created": task.created,
             "completed": task.end if state in TERMINAL_STATES else None,

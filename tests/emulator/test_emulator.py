@@ -631,6 +631,368 @@ def test_unknown_result_is_404(api: Api) -> None:
     assert api.get("/dl/nope/0.png").status_code == 404
 
 
+# --------------------------------------------------------------------------- the Seedream family
+#
+# The tests' own statement of each model, written from kie-api.md section 1 (the family table), not from the
+# emulator's ``models`` module: if the two drift apart, these tests fail.
+
+#: Every Seedream model the emulator serves.
+FAMILY_MODELS = (
+    "seedream/4.5-edit",
+    "seedream/4.5-text-to-image",
+    "seedream/5-lite-image-to-image",
+    "seedream/5-lite-text-to-image",
+    "bytedance/seedream-v4-edit",
+    "bytedance/seedream-v4-text-to-image",
+    "bytedance/seedream",
+)
+EDIT_MODELS = ("seedream/4.5-edit", "seedream/5-lite-image-to-image", "bytedance/seedream-v4-edit")
+#: Models with ``aspect_ratio`` + ``quality`` (both required), and their long side per quality (true size).
+QUALITY_LONG_SIDES = {
+    "seedream/4.5-edit": {"basic": 2048, "high": 4096},
+    "seedream/4.5-text-to-image": {"basic": 2048, "high": 4096},
+    "seedream/5-lite-image-to-image": {"basic": 2048, "high": 4096},
+    "seedream/5-lite-text-to-image": {"basic": 2048, "high": 3072},  # its page: high = 3K
+}
+ASPECT_RATIO_VALUES = ("1:1", "4:3", "3:4", "16:9", "9:16", "2:3", "3:2", "21:9")
+#: Seedream 4.0 ``image_size`` -> shape (w, h); the long side comes from ``image_resolution``.
+V4_IMAGE_SIZES = {
+    "square": (1, 1), "square_hd": (1, 1), "portrait_4_3": (3, 4), "portrait_3_2": (2, 3), "portrait_16_9": (9, 16),
+    "landscape_4_3": (4, 3), "landscape_3_2": (3, 2), "landscape_16_9": (16, 9), "landscape_21_9": (21, 9),
+}
+V4_RESOLUTIONS = {"1K": 1024, "2K": 2048, "4K": 4096}
+#: Seedream 3.0 ``image_size`` -> (shape, long side): square 1K, square_hd 2K, the others 2K (assumed).
+V3_IMAGE_SIZES = {
+    "square": ((1, 1), 1024), "square_hd": ((1, 1), 2048), "portrait_4_3": ((3, 4), 2048),
+    "portrait_16_9": ((9, 16), 2048), "landscape_4_3": ((4, 3), 2048), "landscape_16_9": ((16, 9), 2048),
+}
+#: Credits per result image: 6.5 for 4.5 (kie-api.md), 5.5 for 5-lite (kie pricing snapshot), 6.5 assumed otherwise.
+PRICES = {
+    "seedream/4.5-edit": 6.5, "seedream/4.5-text-to-image": 6.5,
+    "seedream/5-lite-image-to-image": 5.5, "seedream/5-lite-text-to-image": 5.5,
+    "bytedance/seedream-v4-edit": 6.5, "bytedance/seedream-v4-text-to-image": 6.5, "bytedance/seedream": 6.5,
+}
+#: Results are served at a quarter of their true size unless ``full_size`` is set.
+SCALED = 4
+
+
+def family_input(url: str, model: str, prompt: str = "a red sneaker on a white table") -> dict[str, Any]:
+    """The least input ``model`` accepts: prompt, image_urls on edit models, aspect_ratio + quality where required."""
+    data: dict[str, Any] = {"prompt": prompt}
+    if model in EDIT_MODELS:
+        data["image_urls"] = [f"{url}/samples/sneaker-1x1.png"]
+    if model in QUALITY_LONG_SIDES:
+        data.update(aspect_ratio="1:1", quality="basic")
+    return data
+
+
+def family_create(
+    api: Api, model: str, prompt: str = "a red sneaker on a white table", **fields: Any
+) -> dict[str, Any]:
+    """POST a createTask for ``model`` with the least input plus ``fields`` (``None`` removes a field)."""
+    data = family_input(api.url, model, prompt)
+    data.update(fields)
+    data = {key: value for key, value in data.items() if value is not None}
+    reply = api.post(CREATE, json={"model": model, "input": data})
+    assert reply.status_code == 200
+    return dict(reply.json())
+
+
+def assert_shape(size: tuple[int, int], shape: tuple[int, int], long_side: int) -> None:
+    """Check that ``size`` has the long side ``long_side`` and the aspect ratio ``shape`` (short side +-1 px)."""
+    width, height = size
+    a, b = shape
+    assert max(width, height) == long_side, (size, shape, long_side)
+    short = long_side * min(a, b) / max(a, b)
+    assert abs(min(width, height) - short) <= 1, (size, shape, long_side)
+    assert (width >= height) == (a >= b), (size, shape)
+
+
+def result_images(api: Api, task_id: str) -> tuple[dict[str, Any], list[str], list[requests.Response]]:
+    """Wait for success; return recordInfo ``data``, the result URLs and each URL's downloaded response."""
+    data = api.wait_state(task_id, ("success", "fail"))
+    assert data["state"] == "success", data
+    urls = json.loads(data["resultJson"])["resultUrls"]
+    return data, urls, [api.get(url) for url in urls]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "shape", "long_side"),
+    [
+        ("seedream/4.5-edit", {"aspect_ratio": "16:9", "quality": "high"}, (16, 9), 4096),
+        ("seedream/4.5-text-to-image", {"aspect_ratio": "3:4"}, (3, 4), 2048),
+        ("seedream/5-lite-image-to-image", {"aspect_ratio": "21:9", "quality": "high"}, (21, 9), 4096),
+        ("seedream/5-lite-text-to-image", {"aspect_ratio": "2:3", "quality": "high"}, (2, 3), 3072),
+        ("bytedance/seedream-v4-edit", {"image_size": "landscape_3_2", "image_resolution": "2K"}, (3, 2), 2048),
+        ("bytedance/seedream-v4-text-to-image", {}, (1, 1), 1024),  # defaults: square_hd, 1K, one image
+        ("bytedance/seedream", {}, (1, 1), 2048),  # default: square_hd
+    ],
+)
+def test_each_family_model_end_to_end(
+    api: Api, emu: EmulatorServer, model: str, fields: dict[str, Any], shape: tuple[int, int], long_side: int
+) -> None:
+    prompt = "a red sneaker on a white table"
+    created = family_create(api, model, prompt, **fields)
+    assert created["code"] == 200 and created["msg"] == "success"
+    task_id = created["data"]["taskId"]
+    data, urls, downloads = result_images(api, task_id)
+    # recordInfo names the model submitted, and param echoes the request as sent (no defaults filled in).
+    assert data["model"] == model
+    param = json.loads(data["param"])
+    assert param["model"] == model
+    assert json.loads(param["input"]) == dict(family_input(api.url, model, prompt), **fields)
+    assert len(urls) == 1 and urls[0] == f"{api.url}/results/{task_id}/0.png"
+    assert downloads[0].status_code == 200 and downloads[0].headers["X-Emulator-Scaled"] == str(SCALED)
+    assert_shape(decode(downloads[0].content).size, shape, long_side // SCALED)
+    task = stats(emu)["tasks"][task_id]
+    assert task["model"] == model and task["images"] == 1 and task["creditsConsumed"] == PRICES[model]
+
+
+def _enum_cases() -> list[tuple[str, dict[str, Any], tuple[int, int], int]]:
+    cases = []
+    for model, long_sides in QUALITY_LONG_SIDES.items():
+        for ratio in ASPECT_RATIO_VALUES:
+            a, b = (int(part) for part in ratio.split(":"))
+            cases.append((model, {"aspect_ratio": ratio}, (a, b), long_sides["basic"]))
+        for quality, long_side in long_sides.items():
+            cases.append((model, {"quality": quality}, (1, 1), long_side))
+    for model in ("bytedance/seedream-v4-edit", "bytedance/seedream-v4-text-to-image"):
+        for size, shape in V4_IMAGE_SIZES.items():
+            cases.append((model, {"image_size": size}, shape, 1024))
+        for resolution, long_side in V4_RESOLUTIONS.items():
+            cases.append((model, {"image_resolution": resolution}, (1, 1), long_side))
+    for size, (shape, long_side) in V3_IMAGE_SIZES.items():
+        cases.append(("bytedance/seedream", {"image_size": size}, shape, long_side))
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "shape", "long_side"),
+    _enum_cases(),
+    ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
+)
+def test_every_enum_value_is_accepted_and_shapes_the_result(
+    api: Api, model: str, fields: dict[str, Any], shape: tuple[int, int], long_side: int
+) -> None:
+    created = family_create(api, model, "a mug [emulator: seconds=0]", **fields)
+    assert created["code"] == 200, created
+    _, urls, downloads = result_images(api, created["data"]["taskId"])
+    assert len(urls) == 1 and downloads[0].status_code == 200
+    assert_shape(decode(downloads[0].content).size, shape, long_side // SCALED)
+
+
+def _urls(count: int) -> list[str]:
+    return [f"https://example.com/in/{index}.png" for index in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "refused"),
+    [
+        # prompt length: 1..3000 on 4.5, 3..3000 on 5-lite, 1..5000 on 4.0 and 3.0.
+        ("seedream/4.5-edit", {"prompt": "ab"}, None),
+        ("seedream/4.5-text-to-image", {"prompt": "a"}, None),
+        ("seedream/5-lite-image-to-image", {"prompt": "ab"}, "input.prompt"),
+        ("seedream/5-lite-text-to-image", {"prompt": "ab"}, "input.prompt"),
+        ("seedream/5-lite-text-to-image", {"prompt": "abc"}, None),
+        ("bytedance/seedream-v4-text-to-image", {"prompt": "a"}, None),
+        ("bytedance/seedream", {"prompt": "a"}, None),
+        ("seedream/4.5-edit", {"prompt": "x" * 3000}, None),
+        ("seedream/4.5-text-to-image", {"prompt": "x" * 3001}, "input.prompt"),
+        ("seedream/5-lite-image-to-image", {"prompt": "x" * 3000}, None),
+        ("seedream/5-lite-text-to-image", {"prompt": "x" * 3001}, "input.prompt"),
+        ("bytedance/seedream-v4-edit", {"prompt": "x" * 5000}, None),
+        ("bytedance/seedream-v4-text-to-image", {"prompt": "x" * 5001}, "input.prompt"),
+        ("bytedance/seedream", {"prompt": "x" * 5000}, None),
+        ("bytedance/seedream", {"prompt": "x" * 5001}, "input.prompt"),
+        ("bytedance/seedream", {"prompt": "   "}, "input.prompt"),
+        # image_urls: 1..14 on 4.5 and 5-lite edits, 1..10 on 4.0 edit.
+        ("seedream/4.5-edit", {"image_urls": _urls(14)}, None),
+        ("seedream/4.5-edit", {"image_urls": _urls(15)}, "input.image_urls"),
+        ("seedream/5-lite-image-to-image", {"image_urls": _urls(14)}, None),
+        ("seedream/5-lite-image-to-image", {"image_urls": _urls(15)}, "input.image_urls"),
+        ("seedream/5-lite-image-to-image", {"image_urls": []}, "input.image_urls"),
+        ("bytedance/seedream-v4-edit", {"image_urls": _urls(10)}, None),
+        ("bytedance/seedream-v4-edit", {"image_urls": _urls(11)}, "input.image_urls"),
+        ("bytedance/seedream-v4-edit", {"image_urls": []}, "input.image_urls"),
+        ("bytedance/seedream-v4-edit", {"image_urls": ["ftp://example.com/a.png"]}, "input.image_urls[0]"),
+        # max_images: 1..6 on 4.0.
+        ("bytedance/seedream-v4-text-to-image", {"max_images": 1}, None),
+        ("bytedance/seedream-v4-text-to-image", {"max_images": 6}, None),
+        ("bytedance/seedream-v4-text-to-image", {"max_images": 0}, "input.max_images"),
+        ("bytedance/seedream-v4-edit", {"max_images": 7}, "input.max_images"),
+        # guidance_scale: 1..10 on 3.0, a number.
+        ("bytedance/seedream", {"guidance_scale": 1}, None),
+        ("bytedance/seedream", {"guidance_scale": 10}, None),
+        ("bytedance/seedream", {"guidance_scale": 2.5}, None),
+        ("bytedance/seedream", {"guidance_scale": 0.99}, "input.guidance_scale"),
+        ("bytedance/seedream", {"guidance_scale": 10.01}, "input.guidance_scale"),
+        # seed: any integer (the 4.0 doc example sends a negative one).
+        ("bytedance/seedream-v4-text-to-image", {"seed": -88165251}, None),
+        ("bytedance/seedream-v4-edit", {"seed": 2**40}, None),
+        ("bytedance/seedream", {"seed": 0}, None),
+        # nsfw_checker: a boolean where the model has it.
+        ("seedream/5-lite-text-to-image", {"nsfw_checker": True}, None),
+        ("bytedance/seedream-v4-edit", {"nsfw_checker": False}, None),
+        # Required fields: prompt everywhere, image_urls on edits, aspect_ratio and quality on 4.5 and 5-lite.
+        ("bytedance/seedream", {"prompt": None}, "input.prompt"),
+        ("bytedance/seedream-v4-edit", {"image_urls": None}, "input.image_urls"),
+        ("seedream/4.5-text-to-image", {"aspect_ratio": None}, "input.aspect_ratio"),
+        ("seedream/5-lite-text-to-image", {"quality": None}, "input.quality"),
+        ("seedream/5-lite-image-to-image", {"aspect_ratio": None}, "input.aspect_ratio"),
+    ],
+)
+def test_family_limits_on_both_sides(
+    api: Api, emu: EmulatorServer, model: str, fields: dict[str, Any], refused: str | None
+) -> None:
+    reply = family_create(api, model, **fields)
+    if refused is None:
+        assert reply["code"] == 200, reply
+        assert len(stats(emu)["created_task_ids"]) == 1
+        return
+    assert reply["code"] == 422 and reply["data"] is None, reply
+    assert refused in reply["msg"] and model in reply["msg"]
+    assert stats(emu)["created_task_ids"] == []
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "field"),
+    [
+        ("bytedance/seedream-v4-text-to-image", {"max_images": True}, "input.max_images"),
+        ("bytedance/seedream-v4-text-to-image", {"max_images": "3"}, "input.max_images"),
+        ("bytedance/seedream-v4-edit", {"max_images": 3.0}, "input.max_images"),
+        ("bytedance/seedream-v4-edit", {"max_images": 2.5}, "input.max_images"),
+        ("bytedance/seedream-v4-text-to-image", {"seed": "42"}, "input.seed"),
+        ("bytedance/seedream-v4-text-to-image", {"seed": 4.2}, "input.seed"),
+        ("bytedance/seedream", {"seed": False}, "input.seed"),
+        ("bytedance/seedream", {"guidance_scale": "2.5"}, "input.guidance_scale"),
+        ("bytedance/seedream", {"guidance_scale": True}, "input.guidance_scale"),
+        ("seedream/5-lite-image-to-image", {"nsfw_checker": "yes"}, "input.nsfw_checker"),
+        ("seedream/4.5-text-to-image", {"nsfw_checker": 1}, "input.nsfw_checker"),
+        ("seedream/5-lite-text-to-image", {"prompt": 123}, "input.prompt"),
+        ("seedream/5-lite-text-to-image", {"quality": "ultra"}, "input.quality"),
+        ("seedream/5-lite-image-to-image", {"aspect_ratio": "5:4"}, "input.aspect_ratio"),
+        ("bytedance/seedream-v4-edit", {"image_size": "square_HD"}, "input.image_size"),
+        ("bytedance/seedream-v4-edit", {"image_resolution": "1k"}, "input.image_resolution"),
+        ("bytedance/seedream-v4-text-to-image", {"image_resolution": "8K"}, "input.image_resolution"),
+        # A value of the same field on another model: 21:9 and 3:2 shapes exist on 4.0, not on 3.0.
+        ("bytedance/seedream", {"image_size": "landscape_21_9"}, "input.image_size"),
+        ("bytedance/seedream", {"image_size": "portrait_3_2"}, "input.image_size"),
+    ],
+)
+def test_family_wrong_types_and_values_are_422(
+    api: Api, model: str, fields: dict[str, Any], field: str
+) -> None:
+    # JSON keeps what Python sends: true stays a boolean, 3.0 a number with a fraction part, "3" a string.
+    reply = family_create(api, model, **fields)
+    assert reply["code"] == 422 and field in reply["msg"] and model in reply["msg"], reply
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        ("seedream/4.5-text-to-image", {"image_urls": _urls(1)}),
+        ("seedream/5-lite-text-to-image", {"image_urls": _urls(1)}),
+        ("bytedance/seedream-v4-text-to-image", {"image_urls": _urls(1)}),
+        ("bytedance/seedream", {"image_urls": _urls(1)}),
+        ("seedream/4.5-edit", {"max_images": 2}),
+        ("seedream/4.5-edit", {"image_size": "square"}),
+        ("seedream/4.5-edit", {"seed": 1}),
+        ("seedream/5-lite-image-to-image", {"image_resolution": "2K"}),
+        ("seedream/5-lite-text-to-image", {"guidance_scale": 2.5}),
+        ("bytedance/seedream-v4-edit", {"aspect_ratio": "1:1"}),
+        ("bytedance/seedream-v4-text-to-image", {"quality": "high"}),
+        ("bytedance/seedream-v4-text-to-image", {"guidance_scale": 2.5}),
+        ("bytedance/seedream", {"nsfw_checker": True}),
+        ("bytedance/seedream", {"max_images": 2}),
+        ("bytedance/seedream", {"image_resolution": "1K"}),
+        ("seedream/4.5-edit", {"negative_prompt": "blurry"}),  # on no Seedream model on kie
+    ],
+)
+def test_a_field_the_model_lacks_is_422_naming_field_and_model(
+    api: Api, emu: EmulatorServer, model: str, fields: dict[str, Any]
+) -> None:
+    (field,) = fields
+    reply = family_create(api, model, **fields)
+    assert reply["code"] == 422 and reply["data"] is None
+    assert f"input.{field} is not a field of model {model}" in reply["msg"]
+    assert stats(emu)["created_task_ids"] == []
+
+
+@pytest.mark.parametrize("model", ["seedream/5-pro-text-to-image", "seedream/4.0-edit", "SEEDREAM/4.5-EDIT", 42, ["x"],
+                                   None])
+def test_a_model_outside_the_family_is_not_served(api: Api, model: Any) -> None:
+    reply = api.post(CREATE, json={"model": model, "input": {"prompt": "p"}})
+    assert reply.status_code == 200
+    assert reply.json()["code"] == 422 and f"model {model!r} is not served" in reply.json()["msg"]
+
+
+@pytest.mark.parametrize("model", ["bytedance/seedream-v4-edit", "bytedance/seedream-v4-text-to-image"])
+def test_max_images_makes_that_many_distinct_downloadable_images(
+    api: Api, emu: EmulatorServer, model: str
+) -> None:
+    created = family_create(api, model, "three views of a lamp", max_images=3, image_size="portrait_16_9")
+    task_id = created["data"]["taskId"]
+    _, urls, downloads = result_images(api, task_id)
+    assert urls == [f"{api.url}/results/{task_id}/{index}.png" for index in range(3)]
+    assert [reply.status_code for reply in downloads] == [200, 200, 200]
+    assert len({reply.content for reply in downloads}) == 3  # three pictures, not one picture three times
+    for reply in downloads:
+        assert_shape(decode(reply.content).size, (9, 16), 1024 // SCALED)
+    assert api.get(f"{api.url}/results/{task_id}/3.png").status_code == 404
+    # Each image can be re-linked with download-url and copied by the URL upload, like a one-image result.
+    link = api.post(DOWNLOAD_URL, json={"url": urls[2]}).json()["data"]
+    assert api.get(link).content == downloads[2].content
+    copy = api.post(URL_UPLOAD, json={"fileUrl": urls[1], "uploadPath": "copies"}).json()["data"]
+    assert api.get(copy["downloadUrl"]).content == downloads[1].content
+    # Charged per image: three images of 6.5 credits.
+    assert stats(emu)["tasks"][task_id]["creditsConsumed"] == 19.5
+    assert api.get(CREDIT).json()["data"] == 1000.0 - 19.5
+
+
+def test_family_prices_are_per_model_and_per_image(api: Api, emu: EmulatorServer) -> None:
+    balance = 1000.0
+    for model in FAMILY_MODELS:
+        assert family_create(api, model)["code"] == 200
+        balance -= PRICES[model]
+        assert api.get(CREDIT).json()["data"] == pytest.approx(balance), model
+    assert family_create(api, "bytedance/seedream-v4-text-to-image", max_images=6)["code"] == 200
+    assert api.get(CREDIT).json()["data"] == pytest.approx(balance - 39.0)
+
+    # 402 when the balance covers one image but not all of them; nothing is created or charged.
+    requests.post(f"{emu.url}/_emulator/credits", json={"balance": 10.0}, timeout=5).raise_for_status()
+    refused = family_create(api, "bytedance/seedream-v4-edit", max_images=2)
+    assert refused["code"] == 402 and refused["msg"] == "Credits insufficient"
+    assert api.get(CREDIT).json()["data"] == 10.0
+    # A failed task is refunded in full once it fails (here: on its first poll).
+    failed = family_create(api, "bytedance/seedream", "x [emulator: outcome=fail, polls=1]")
+    assert api.get(CREDIT).json()["data"] == 3.5
+    assert api.record(failed["data"]["taskId"])["data"]["state"] == "fail"
+    assert api.get(CREDIT).json()["data"] == 10.0
+
+    # credits_per_task sets one price per image for every model; null goes back to each model's own.
+    emu.state.update_config({"credits_per_task": 0.25})
+    assert family_create(api, "bytedance/seedream-v4-edit", max_images=4)["code"] == 200
+    assert family_create(api, "seedream/5-lite-text-to-image")["code"] == 200
+    assert api.get(CREDIT).json()["data"] == 8.75
+    reply = requests.post(f"{emu.url}/_emulator/config", json={"credits_per_task": None}, timeout=5)
+    assert reply.json()["config"]["credits_per_task"] is None
+    assert family_create(api, "seedream/5-lite-text-to-image")["code"] == 200
+    assert api.get(CREDIT).json()["data"] == 3.25
+
+
+def test_full_size_serves_each_models_true_size(api: Api, emu: EmulatorServer) -> None:
+    emu.state.update_config({"full_size": True})
+    for model, fields, size in (
+        ("bytedance/seedream-v4-text-to-image", {"image_size": "landscape_16_9", "max_images": 2}, (1024, 576)),
+        ("bytedance/seedream", {"image_size": "square"}, (1024, 1024)),
+    ):
+        created = family_create(api, model, "a lamp [emulator: seconds=0]", **fields)
+        _, urls, downloads = result_images(api, created["data"]["taskId"])
+        assert len(urls) == fields.get("max_images", 1)
+        for reply in downloads:
+            assert reply.headers["X-Emulator-Scaled"] == "1" and decode(reply.content).size == size, model
+
+
 # --------------------------------------------------------------------------- samples and uploads
 
 
