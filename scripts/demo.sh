@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run example DAG (1) end to end against the emulator with `airflow dags test`, then say where the images are.
+# Run the example DAGs end to end against the emulator with `airflow dags test` (the edit, then three models
+# chained), then say where the images are and which model made each.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-.venv}
@@ -64,8 +65,26 @@ if grep -q "failed" <(grep -E "DagRun Finished|dag_run.*state" "$demo/dags-test.
   echo "The DAG run failed; see $demo/dags-test.log" >&2
   exit 1
 fi
+
+# 4. The family: text to image -> 5.0 Lite edit -> 4.0 edit with two images, each stored by its operator.
 echo
-echo "Done in $(( $(date +%s) - started )) s. Edited image(s) written to:"
+echo "Running example_seedream_chain (three models chained) ..."
+set +e
+"$venv/bin/airflow" dags test example_seedream_chain > "$demo/dags-test-chain.log" 2>&1
+set -e
+mapfile -t chained < <(grep -o "Image stored by [^ ]* ([^)]*): [^ ]*" "$demo/dags-test-chain.log" | awk '!seen[$0]++')
+if [[ ${#chained[@]} -lt 4 ]] || grep -q "failed" <(grep -E "DagRun Finished" "$demo/dags-test-chain.log" | tail -n1); then
+  echo "The chained run did not store its images; see $demo/dags-test-chain.log" >&2
+  exit 1
+fi
+
+echo
+echo "Done in $(( $(date +%s) - started )) s. Edited image(s) written to (model seedream/4.5-edit):"
 for f in "${images[@]}"; do
   echo "  $f ($(stat -c %s "$f") bytes)"
+done
+echo "Chained models, image(s) written to:"
+for line in "${chained[@]}"; do
+  f=$(sed -e 's/^.*): //' -e 's#^file://##' <<<"$line")
+  echo "  $(sed -E 's/^Image stored by ([^ ]*) \(([^)]*)\): .*/\2 (task \1)/' <<<"$line"): $f ($(stat -c %s "$f") bytes)"
 done
