@@ -10,7 +10,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-seedream",
         "name": "Seedream (kie.ai)",
-        "description": "Run ByteDance Seedream 4.5 image edits on kie.ai's Market API from Airflow.",
+        "description": "Run ByteDance Seedream image models (4.5, 5.0 Lite, 4.0, 3.0: edits and text to image) on "
+                       "kie.ai's Market API from Airflow.",
         "integrations": [
             {
                 "integration-name": "Seedream",

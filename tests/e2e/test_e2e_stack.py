@@ -451,7 +451,9 @@ def test_a_mapped_fan_out_keeps_the_poll_budget_in_the_real_triggerer(stack, kie
     waits = [ti for ti in stack.task_instances(FANOUT, run_id) if ti["task_id"] == "wait"]
     assert sorted(ti["map_index"] for ti in waits) == list(range(FANOUT_COUNT))
     assert {ti["state"] for ti in waits} == {"success"}
-    assert "async thread was blocked" not in stack.component_log("triggerer")
+    # The event loop was never blocked while these triggers ran (Airflow's own start-up may block it on a loaded
+    # machine, with no trigger running: that is not ours to judge).
+    assert blocked_while(stack.component_log("triggerer"), deferred_at, ended_at) == []
     scenario.finish(sensors_deferred_at_once=FANOUT_COUNT, budget_per_second=E2E_SCALE_BUDGET,
                     deferred_phase_seconds=len(window), most_queries_in_a_second=max(window),
                     queries_while_deferred=sum(window), refused_while_deferred=refused_while_deferred,
@@ -584,3 +586,22 @@ def test_canary_key_is_nowhere_in_db_logs_or_xcom(stack, kie, api_key, e2e_root)
     }
     assert control_hits > 0, f"the scan never saw kie task {scenario_task_id}: it is not reading what it should"
     assert total == 0, {k: v for k, v in hits.items() if v}
+
+
+def blocked_while(log: str, start: float, end: float) -> list[str]:
+    """The triggerer's "async thread was blocked" lines stamped between ``start`` and ``end`` (epoch seconds)."""
+    from datetime import datetime
+
+    found = []
+    for line in log.splitlines():
+        if "async thread was blocked" not in line:
+            continue
+        stamp = line.strip().split(" ", 1)[0]
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            found.append(line)  # an unstamped line cannot be placed: count it
+            continue
+        if start <= at <= end:
+            found.append(line)
+    return found
