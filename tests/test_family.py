@@ -182,3 +182,16 @@ def test_a_batch_item_for_the_wrong_model_fails_before_the_first_submit(emulator
         op.execute(context())
     assert emulator.count("createTask") == 0
 
+
+
+def test_local_files_are_uploaded_for_every_edit_model(emulator, tmp_path):
+    import requests
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(requests.get(emulator.sample_url(), timeout=10).content)
+    for model in models.models_of("edit"):
+        task_id = SeedreamEditOperator(task_id="make", prompt="a red sneaker", model=model,
+                                       image_urls=[str(photo)]).execute(context())
+        sent = emulator.stats()["tasks"][task_id]["input"]["image_urls"]
+        assert len(sent) == 1 and sent[0].startswith(emulator.url)  # kie's upload host (the emulator) serves it
+    assert emulator.count("upload") == len(models.models_of("edit"))
