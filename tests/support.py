@@ -157,3 +157,15 @@ def stored_xcoms(run: Any, key: str) -> dict[tuple[str, int], object]:
 def leftover_tasks() -> set[asyncio.Task[object]]:
     """The event loop's tasks other than the current one: what a test that cleaned up must leave behind (none)."""
     return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+
+def add_dag_bundle(monkeypatch: Any, name: str, path: Any) -> None:
+    """Serve the DAG files under ``path`` as a second DAG bundle ``name`` beside the dags folder, for one test.
+
+    ``dag.test()`` on Airflow 3.2+ runs the serialized DAG of the bundle that holds the file, so a DAG kept outside
+    the dags folder (``tests/system``) needs a bundle of its own.
+    """
+    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    bundles = [{"name": "dags-folder", "classpath": local, "kwargs": {}},
+               {"name": name, "classpath": local, "kwargs": {"path": str(path)}}]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
