@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import batch, request, results, uploads, waiting, waitstate, wire
+from airflow_provider_seedream import batch, lineage, request, results, uploads, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -185,6 +185,9 @@ class SeedreamEditOperator(waiting.SeedreamWaitMixin):
         self.deliver(context, task)
         return task_id
 
+    def lineage_inputs(self) -> list[Any]:
+        return lineage.given_inputs(self.image_urls)
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Finish after the trigger fired: return the task id, or raise the typed error the event reports."""
         if waiting.ended_by_trigger(event):
@@ -331,6 +334,9 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
             raise exc.SeedreamResponseError(f"invalid batch trigger event: {str(event)[:200]}")
         events = {e.get("task_id"): e for e in event["events"] if isinstance(e, dict)}
         return self._finish(context, [batch.Outcome.from_record(r) for r in outcomes or []], events)
+
+    def lineage_inputs(self) -> list[Any]:
+        return lineage.batch_inputs(self.edits)
 
     def _check_balance(self, to_submit: int) -> None:
         price = self.hook.settings.credits_per_image
