@@ -394,5 +394,9 @@ def test_dag_run_emits_the_images_read_and_stored(emulator, migrated_db, tmp_pat
 
     text = events_file.read_text()
     assert api_key not in text and "X-Amz-Signature" not in text
-    print("edit COMPLETE:", json.dumps({k: edit[k] for k in ("inputs", "outputs")}),
-          json.dumps(edit["run"]["facets"]["seedream"]))
+    # What the README's "Lineage (OpenLineage)" section shows (run with -s to see it).
+    print(json.dumps({"eventType": edit["eventType"], "job": {"name": edit["job"]["name"]},
+                      **{side: [{"namespace": d["namespace"], "name": d["name"]} for d in edit[side]]
+                         for side in ("inputs", "outputs")},
+                      "run": {"facets": {k: edit["run"]["facets"][k] for k in ("seedream", "externalQuery")}}},
+                     indent=2))
