@@ -132,6 +132,11 @@ def unmapped(task_id: str, **pushed) -> XComTI:
     return XComTI(task_id, -1, {-1: pushed})
 
 
+def test_the_stand_in_pushes_under_the_keys_the_operators_use():
+    assert (results.XCOM_TASK_ID, results.XCOM_TASK, results.XCOM_TASK_IDS, results.XCOM_STORED_IMAGES) == (
+        "seedream_task_id", "seedream_task", "seedream_task_ids", "stored_images")
+
+
 def as_pairs(datasets) -> list[tuple[str, str]]:
     return [(d.namespace, d.name) for d in datasets]
 
