@@ -80,6 +80,19 @@ def _as_text(value: Any) -> Any:
     return value
 
 
+def given_images(image_urls: Any) -> list[Any]:
+    """Return the entries of a (rendered) ``image_urls`` as a list, path objects as their URI text.
+
+    A list, a string that reads as a list, one URL or path, or one path object on its own. Raises
+    ``SeedreamValidationError`` naming ``image_urls`` when it is none of these.
+    """
+    if isinstance(image_urls, (list, tuple)):
+        image_urls = [_as_text(value) for value in image_urls]
+    elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
+        image_urls = [_as_text(image_urls)]  # one path object on its own
+    return [_as_text(value) for value in request.coerce_url_list("image_urls", image_urls)]
+
+
 def _storage_problem(field_name: str, uri: str, error: BaseException) -> exc.SeedreamError:
     shown = redaction.redact_url(uri)
     if isinstance(error, FileNotFoundError):
@@ -170,14 +183,9 @@ def prepare(task: request.TaskRequest, kind: models.Kind | None = None) -> Prepa
     spec = models.spec_for(task.model)
     if task.image_urls is None or spec is None or not spec.takes_images:
         return PreparedTask(request.build_input(task, kind))  # no images to look at (or refused right there)
-    image_urls = task.image_urls
-    if isinstance(image_urls, (list, tuple)):
-        image_urls = [_as_text(value) for value in image_urls]
-    elif not isinstance(image_urls, str) and _as_text(image_urls) is not image_urls:
-        image_urls = [_as_text(image_urls)]  # one path object on its own
-    raw: Sequence[Any] = request.coerce_url_list("image_urls", image_urls)
+    raw: Sequence[Any] = given_images(task.image_urls)
     # The count (files included) is checked by build_input below, still before any file is read.
-    given = [inputs.classify_image_input(i, _as_text(value)) for i, value in enumerate(raw)]
+    given = [inputs.classify_image_input(i, value) for i, value in enumerate(raw)]
     provisional = [item.value if item.kind == "url" else inputs.placeholder_url(str(item.index)) for item in given]
     valid = request.build_input(dataclasses.replace(task, image_urls=provisional), kind)
     checked = tuple(inspect_input(item) for item in given if item.kind == "storage")

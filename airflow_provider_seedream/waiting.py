@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow_provider_seedream import batch, request, results, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
-from airflow_provider_seedream.version_compat import BaseOperator
+from airflow_provider_seedream.lineage import SeedreamLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,8 +60,9 @@ class WaitPlan:
                                       started_at=self.started, max_consecutive_errors=self.max_consecutive_errors)
 
 
-class SeedreamWaitMixin(BaseOperator):
-    """What a task that waits for kie needs, in one place: its hook, one status check, the deferral, the hand-over.
+class SeedreamWaitMixin(SeedreamLineageMixin):
+    """What a task that waits for kie needs, in one place: its hook, one status check, the deferral, the hand-over,
+    and its OpenLineage datasets (``SeedreamLineageMixin``).
 
     Subclasses set ``seedream_conn_id`` and ``output_path`` (``None`` for none) in ``__init__``.
     """

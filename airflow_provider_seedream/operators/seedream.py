@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream import batch, models, request, results, uploads, waiting, waitstate, wire
+from airflow_provider_seedream import batch, lineage, models, request, results, uploads, waiting, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink
@@ -243,6 +243,9 @@ class SeedreamEditOperator(_SeedreamTaskOperator):
         self.image_urls = image_urls
         super().__init__(prompt=prompt, model=model, **kwargs)
 
+    def lineage_inputs(self) -> list[Any]:
+        return lineage.given_inputs(self.image_urls)
+
 
 class SeedreamTextToImageOperator(_SeedreamTaskOperator):
     """Submit a Seedream text-to-image task to kie.ai (``seedream/4.5-text-to-image`` unless ``model`` names another
@@ -403,6 +406,9 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
             raise exc.SeedreamResponseError(f"invalid batch trigger event: {str(event)[:200]}")
         events = {e.get("task_id"): e for e in event["events"] if isinstance(e, dict)}
         return self._finish(context, [batch.Outcome.from_record(r) for r in outcomes or []], events)
+
+    def lineage_inputs(self) -> list[Any]:
+        return lineage.batch_inputs(self.edits)
 
     def _check_balance(self, to_submit: int) -> None:
         price = self.hook.settings.credits_per_image
