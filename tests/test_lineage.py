@@ -222,21 +222,17 @@ def test_a_task_that_failed_before_submitting_reports_only_its_inputs():
     assert len(got.inputs) == 2 and got.outputs == [] and got.run_facets == {}
 
 
-def test_a_task_subclass_without_images_gets_lineage_and_its_own_model():
-    """How a text-to-image operator on the same base reports: no inputs, its stored images, its ``model``."""
-
-    class TextToImageLike(waiting.SeedreamWaitMixin):
-        model = "seedream/4.5-text-to-image"
-
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seedream_conn_id, self.output_path = "seedream_default", "/out"
+def test_the_text_to_image_operator_reports_no_inputs_its_images_and_its_model():
+    from airflow_provider_seedream.operators.seedream import SeedreamTextToImageOperator
 
     ti = unmapped("t2i", seedream_task_id="task-t", seedream_task={"task_id": "task-t", "model": "something-else"},
-                  stored_images=["file:///out/t2i/image-0.png"])
-    got = TextToImageLike(task_id="t2i").get_openlineage_facets_on_complete(ti)
-    assert got.inputs == [] and as_pairs(got.outputs) == [("file", "/out/t2i/image-0.png")]
-    assert got.run_facets["seedream"].model == "seedream/4.5-text-to-image"
+                  stored_images=["file:///out/t2i/image-0.png", "file:///out/t2i/image-1.png"])
+    op = SeedreamTextToImageOperator(task_id="t2i", prompt="a scene", model="bytedance/seedream-v4-text-to-image",
+                                     max_images=2, wait_for_completion=True, output_path="/out")
+    got = op.get_openlineage_facets_on_complete(ti)
+    assert got.inputs == []
+    assert as_pairs(got.outputs) == [("file", "/out/t2i/image-0.png"), ("file", "/out/t2i/image-1.png")]
+    assert got.run_facets["seedream"].model == "bytedance/seedream-v4-text-to-image"
 
 
 def test_no_secret_from_urls_reaches_the_lineage(api_key):
