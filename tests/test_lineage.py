@@ -14,7 +14,7 @@ import pytest
 import requests
 from support import stored_xcoms
 
-from airflow_provider_seedream import lineage, results, waiting
+from airflow_provider_seedream import lineage, results
 from airflow_provider_seedream.lineage import DatasetName, dataset_name
 from airflow_provider_seedream.operators.seedream import SeedreamBatchEditOperator, SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
