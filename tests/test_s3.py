@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -276,16 +277,27 @@ def test_a_store_that_breaks_off_leaves_the_bucket_as_it_was(s3, emulator, resul
     assert set(watcher.seen) == {key} and watcher.seen[key] == {len(result_host.small)}
 
 
-def test_a_large_result_from_the_emulator_goes_to_s3_whole(s3, emulator):
-    """A true-size 4K result (about 12 MB, three multipart parts) stored by the sensor, bytes as served."""
+def test_storing_a_large_result_to_s3_holds_a_few_parts_in_memory_not_the_object(s3, emulator):
+    """A 48 MiB result goes to S3 in 5 MiB parts; the traced peak stays near a few parts, whatever the size."""
     bucket = Bucket(s3, "edits")
-    emulator.configure(full_size=True)
-    hook = SeedreamHook(retry_base=0.05)
-    task_id = hook.create_edit_task("put it on marble", [emulator.sample_url()], quality="high")
-    url = list(hook.wait_for_task(task_id, poll_interval=0.05, timeout=60).result_urls)[0]
-    served = requests.get(url, timeout=120).content
-    assert len(served) > 10 * 1024 * 1024
-    stored = store_to(url, "s3://aws_default@edits/nightly")
-    assert stored[0].size == len(served) and bucket.get("nightly/d/r/t/image-0.png") == served
-    assert bucket.sizes() == {"nightly/d/r/t/image-0.png": len(served)} and bucket.uploads_in_progress() == []
-    assert served[:8] == PNG_SIGNATURE
+    body = large_png(48 * 1024 * 1024)
+    server = GatedImageServer(body, large_png(64 * 1024), split=len(body))
+    server.gate.set()  # nothing held back here
+    try:
+        store_to(f"{server.url}/small.png", "s3://aws_default@edits/warmup")  # imports, sessions, the filesystem
+        tracemalloc.start()
+        started = time.perf_counter()
+        try:
+            stored = store_to(f"{server.url}/gated.png", "s3://aws_default@edits/nightly")
+            elapsed = time.perf_counter() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        server.close()
+    assert stored[0].size == len(body) and bucket.get("nightly/d/r/t/image-0.png") == body
+    assert bucket.uploads_in_progress() == []
+    part = storage_policy.STORE_BLOCK_BYTES
+    print(f"\nstored a {len(body) / 1024 / 1024:.0f} MiB result to S3 in {elapsed:.2f} s; traced peak "
+          f"{peak / 1024 / 1024:.1f} MiB (parts of {part / 1024 / 1024:g} MiB)")
+    assert peak < 4 * part, f"peak {peak} is not bounded by the part size ({part}; object {len(body)})"
