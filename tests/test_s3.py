@@ -301,3 +301,12 @@ def test_storing_a_large_result_to_s3_holds_a_few_parts_in_memory_not_the_object
     print(f"\nstored a {len(body) / 1024 / 1024:.0f} MiB result to S3 in {elapsed:.2f} s; traced peak "
           f"{peak / 1024 / 1024:.1f} MiB (parts of {part / 1024 / 1024:g} MiB)")
     assert peak < 4 * part, f"peak {peak} is not bounded by the part size ({part}; object {len(body)})"
+
+
+def test_a_missing_bucket_fails_the_store_and_is_not_created(s3, emulator, result_host):
+    """Creating buckets is not this package's decision: a missing one fails the store, naming the problem."""
+    result_host.gate.set()
+    with pytest.raises(SeedreamStorageError, match="The specified bucket does not exist") as failed:
+        store_to(f"{result_host.url}/small.png", "s3://aws_default@no-such-bucket/edits")
+    assert f"{result_host.url}/small.png" in str(failed.value)
+    assert [b["Name"] for b in s3.client().list_buckets().get("Buckets", [])] == []
