@@ -2,7 +2,8 @@
 
 kie's result URLs die (documented "typically 24 hours"; observed after about 40 minutes), so a finished task's images
 are copied as soon as it succeeds, on the worker: in constant memory (fixed-size chunks, never the whole file), under
-deterministic names, to a temporary name first and then moved into place so that a reader never sees half a file,
+deterministic names, placed whole so that a reader never sees half a file (``storage_policy.placement``: on S3 one
+upload to the final key, committed only once complete and checked; elsewhere a temporary name moved into place),
 with the size checked against ``Content-Length`` and against what the store reports. An expired link is re-minted
 through kie's download-url endpoint and tried once more; a short read or a dropped connection is tried once more.
 Every rule is a pure function in ``storage_policy``; this module reads HTTP and writes storage.
@@ -219,50 +220,97 @@ def _broke_off(bound: Any, written: int, error: BaseException) -> _DownloadFaile
 
 def _write_atomically(final: ObjectStoragePath, first: bytes, chunks: Any, expected: int | None, label: str,
                       started: float, log: Logger, *, cap: int, bound: Any) -> int:
-    """Stream into ``<name>.part-<random>`` next to ``final``, check the size, then move it over ``final``.
+    """Store the body at ``final`` so that nobody ever sees it partly written; return the bytes written.
 
     At most ``cap`` bytes are written; ``bound`` (the download's ``transport.Deadline``) must not have expired when
     the last byte arrived, since a cut connection can look like the end of a body without a length.
     """
     fs = final.fs
+    if storage_policy.placement(getattr(fs, "protocol", None)) == "direct":
+        written = _write_direct(fs, final, first, chunks, expected, label, started, log, cap=cap, bound=bound)
+    else:
+        written = _write_then_rename(fs, final, first, chunks, expected, label, started, log, cap=cap, bound=bound)
+    landed = fs.size(final.path)
+    if landed is not None and int(landed) != written:
+        _discard(fs, final.path)  # our own file, and wrong: the next try writes it again
+        raise _DownloadFailed("short", f"the store held {int(landed):,} bytes after writing {written:,}")
+    return written
+
+
+def _write_direct(fs: Any, final: ObjectStoragePath, first: bytes, chunks: Any, expected: int | None, label: str,
+                  started: float, log: Logger, *, cap: int, bound: Any) -> int:
+    """Upload straight to the final key, and commit the upload only once the body is whole (object stores).
+
+    With ``autocommit=False`` s3fs sends the body as a multipart upload and completes it only in ``commit()``; until
+    then no object exists under the key (an earlier try's object stays as it was), and no other key is ever written.
+    A failed body aborts the upload.
+    """
+    out = fs.open(final.path, "wb", block_size=storage_policy.STORE_BLOCK_BYTES, autocommit=False)
+    try:
+        written = _stream_into(out, first, chunks, expected, label, started, log, cap=cap, bound=bound)
+        out.close()  # sends what is still buffered; publishes nothing
+        out.commit()
+    except BaseException:
+        _abandon(out)
+        raise
+    return written
+
+
+def _write_then_rename(fs: Any, final: ObjectStoragePath, first: bytes, chunks: Any, expected: int | None,
+                       label: str, started: float, log: Logger, *, cap: int, bound: Any) -> int:
+    """Stream into ``<name>.part-<random>`` next to ``final``, check the size, then move it over ``final``."""
     temporary = final.parent / f"{final.name}.part-{uuid.uuid4().hex[:12]}"
-    written = 0
     try:
         if storage_policy.has_directories(final.protocol):
             fs.makedirs(final.parent.path, exist_ok=True)
-        next_note = started + PROGRESS_EVERY_SECONDS
         with temporary.open("wb", block_size=storage_policy.STORE_BLOCK_BYTES) as out:
-            if len(first) > cap:
-                raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes (max_download_bytes)")
-            out.write(first)
-            written = len(first)
-            try:
-                for chunk in chunks:
-                    if written + len(chunk) > cap:
-                        raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes "
-                                                           f"(max_download_bytes); stopped there")
-                    out.write(chunk)
-                    written += len(chunk)
-                    if time.monotonic() >= next_note:
-                        next_note = time.monotonic() + PROGRESS_EVERY_SECONDS
-                        log.info("Result image %s: %s bytes%s so far after %.0f s", label, f"{written:,}",
-                                 f" of {expected:,}" if expected else "", time.monotonic() - started)
-            except requests.RequestException as error:
-                raise _broke_off(bound, written, error) from error
-        if bound.expired:
-            raise _broke_off(bound, written, TimeoutError())
-        problem = storage_policy.size_problem(expected, written)
-        if problem:
-            raise _DownloadFailed("short", problem)
+            written = _stream_into(out, first, chunks, expected, label, started, log, cap=cap, bound=bound)
         fs.mv(temporary.path, final.path)
-        landed = fs.size(final.path)
-        if landed is not None and int(landed) != written:
-            _discard(fs, final.path)  # our own file, and wrong: the next try writes it again
-            raise _DownloadFailed("short", f"the store held {int(landed):,} bytes after writing {written:,}")
     except BaseException:
         _discard(fs, temporary.path)
         raise
     return written
+
+
+def _stream_into(out: Any, first: bytes, chunks: Any, expected: int | None, label: str, started: float, log: Logger,
+                 *, cap: int, bound: Any) -> int:
+    """Write the body into ``out`` and check that it is whole (in time, and as long as announced)."""
+    if len(first) > cap:
+        raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes (max_download_bytes)")
+    out.write(first)
+    written = len(first)
+    next_note = started + PROGRESS_EVERY_SECONDS
+    try:
+        for chunk in chunks:
+            if written + len(chunk) > cap:
+                raise _DownloadFailed("too_large", f"the image is larger than {cap:,} bytes "
+                                                   f"(max_download_bytes); stopped there")
+            out.write(chunk)
+            written += len(chunk)
+            if time.monotonic() >= next_note:
+                next_note = time.monotonic() + PROGRESS_EVERY_SECONDS
+                log.info("Result image %s: %s bytes%s so far after %.0f s", label, f"{written:,}",
+                         f" of {expected:,}" if expected else "", time.monotonic() - started)
+    except requests.RequestException as error:
+        raise _broke_off(bound, written, error) from error
+    if bound.expired:
+        raise _broke_off(bound, written, TimeoutError())
+    problem = storage_policy.size_problem(expected, written)
+    if problem:
+        raise _DownloadFailed("short", problem)
+    return written
+
+
+def _abandon(out: Any) -> None:
+    """Throw an uncommitted upload away: nothing appears under its key (S3: the multipart upload is aborted)."""
+    try:
+        out.close()  # uncommitted: sends what is buffered, publishes nothing, and lets discard() end the upload
+    except Exception:
+        pass
+    try:
+        out.discard()
+    except Exception:  # an upload that cannot be aborted stays invisible; a bucket lifecycle rule removes it
+        pass
 
 
 def _discard(fs: Any, path: str) -> None:

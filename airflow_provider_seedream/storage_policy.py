@@ -69,6 +69,32 @@ def has_directories(protocol: str | None) -> bool:
     return (protocol or "file") in ("file", "local")
 
 
+Placement = Literal["direct", "rename"]
+
+
+#: fsspec protocols whose written objects appear only whole and only when committed: S3 (and S3-compatible stores
+#: through s3fs). A single PUT is atomic per object, and a multipart upload becomes an object only when it is
+#: completed; until then it is invisible to a listing or a GET. A "rename" there is a copy and a delete, which would
+#: show a temporary object, so the final key is written directly instead (``placement``).
+WHOLE_OBJECT_PROTOCOLS = frozenset({"s3", "s3a"})
+
+
+def placement(protocol: str | tuple[str, ...] | list[str] | None) -> Placement:
+    """Decide how a result is placed whole on a filesystem, from the filesystem's own protocol name(s).
+
+    - ``"direct"``: write the final name with one object upload that is committed only after the size checks and
+      abandoned otherwise (S3: one PUT or a multipart upload; a reader sees the old object or the whole new one,
+      never a part, and never another name);
+    - ``"rename"``: write a temporary ``<name>.part-<random>`` next to it, check it, then move it over the final name
+      (local disks, where a rename within a folder is atomic; and any store this package has not verified).
+
+    The filesystem's protocol decides, not the URI's scheme: an ``s3://`` path can be served by another filesystem
+    attached under that scheme (the tests attach an in-memory one), which makes no such promise.
+    """
+    names = (protocol,) if isinstance(protocol, str) or protocol is None else tuple(protocol)
+    return "direct" if any((name or "").lower() in WHOLE_OBJECT_PROTOCOLS for name in names) else "rename"
+
+
 def no_filesystem_problem(uri: str, error: BaseException) -> str:
     """Say that no fsspec filesystem serves ``uri``'s scheme, and which provider would bring one."""
     scheme = uri.partition("://")[0] if "://" in uri else "file"

@@ -2,7 +2,8 @@
 
 Storage targets: ``file://`` (a tmp folder), ``memory://`` (fsspec's in-memory filesystem, bucket-style paths) and an
 ``s3://conn@bucket`` path backed by an in-memory filesystem attached under an Airflow connection id, so the
-object-store code path (no folders, ``conn_id@`` in the URI) runs without a network.
+object-store code path (no folders, ``conn_id@`` in the URI) runs without a network. Real S3 (the Amazon provider and
+s3fs against a moto server) is in ``tests/test_s3.py``.
 """
 
 from __future__ import annotations
@@ -192,6 +193,23 @@ def test_bad_output_paths(value, fragment):
     with pytest.raises(exc.SeedreamValidationError) as err:
         storage_policy.check_output_path(value)
     assert str(err.value).startswith("output_path:") and fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "protocol, expected",
+    [
+        (("s3", "s3a"), "direct"),  # s3fs's S3FileSystem.protocol
+        ("s3", "direct"),
+        ("S3A", "direct"),
+        (("file", "local"), "rename"),
+        ("file", "rename"),
+        ("memory", "rename"),  # fsspec's in-memory store shows a file while it is written: not an object store
+        (("gs", "gcs"), "rename"),  # not verified here: the temporary name and a move, as on any unknown store
+        (None, "rename"),
+    ],
+)
+def test_placement(protocol, expected):
+    assert storage_policy.placement(protocol) == expected
 
 
 @pytest.mark.parametrize("protocol, expected", [("file", True), ("", True), (None, True), ("local", True),
@@ -455,7 +473,8 @@ def test_memory_bucket_target(emulator, memory_fs):
 
 def test_s3_style_path_with_a_connection_id(emulator, memory_fs):
     """``s3://conn@bucket/prefix`` as an Airflow ObjectStoragePath; the filesystem attached for that connection is
-    in memory here (the amazon provider is not installed), so no folders are made and nothing leaves the machine."""
+    in memory here, so no folders are made and nothing leaves the machine (tests/test_s3.py uses a real S3 server).
+    The filesystem's own protocol decides the placement: this one is written to a temporary name and moved."""
     task_id = submit(emulator.sample_url())
     context = ctx()
     poke_sensor(task_id, "s3://fake_s3@bucket/edits").execute(context)
