@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "seedream/4.5-edit"
 #: The namespace of files on the worker's own disk (OpenLineage's naming for a local file system).
 LOCAL_NAMESPACE = "file"
-#: Where the kie tasks are, as the ``externalQuery`` run facet's ``source``.
-KIE_SOURCE = "kie.ai"
 
 _S3_SCHEMES = frozenset({"s3", "s3a", "s3n"})
 _GCS_SCHEMES = frozenset({"gs", "gcs"})
@@ -195,7 +193,8 @@ class SeedreamLineageMixin(BaseOperator):
             from airflow_provider_seedream import lineage_facets
         except ImportError:  # the OpenLineage provider is an optional extra
             return None
-        return lineage_facets.operator_lineage(self.lineage_facts(task_instance))
+        facts = self.lineage_facts(task_instance)
+        return lineage_facets.operator_lineage(facts.inputs, facts.outputs, facts.task_ids, facts.model)
 
 
 __all__ = [

@@ -6,15 +6,18 @@ module without the OpenLineage provider raises ``ImportError``, which that metho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from airflow.providers.openlineage.extractors import OperatorLineage
 from attrs import define
 from openlineage.client.event_v2 import Dataset
 from openlineage.client.facet_v2 import RunFacet, external_query_run
 
-from airflow_provider_seedream.lineage import KIE_SOURCE, LineageFacts
-
 #: The run facet's key in the event (OpenLineage custom facets carry a prefix naming their producer).
 RUN_FACET_KEY = "seedream"
+#: Where the kie tasks are, as the ``externalQuery`` run facet's ``source``.
+KIE_SOURCE = "kie.ai"
 
 
 @define
@@ -29,16 +32,18 @@ class SeedreamRunFacet(RunFacet):
     model: str
 
 
-def operator_lineage(facts: LineageFacts) -> OperatorLineage:
-    """Turn ``facts`` into the ``OperatorLineage`` the OpenLineage listener puts into the task's event."""
+def operator_lineage(inputs: Sequence[Any], outputs: Sequence[Any], task_ids: Sequence[str],
+                     model: str) -> OperatorLineage:
+    """The ``OperatorLineage`` the OpenLineage listener puts into the task's event: ``inputs`` and ``outputs`` are
+    dataset names (each with ``namespace`` and ``name``), ``task_ids`` the kie tasks, ``model`` their model."""
     run_facets: dict[str, RunFacet] = {}
-    if facts.task_ids:
-        run_facets[RUN_FACET_KEY] = SeedreamRunFacet(taskIds=list(facts.task_ids), model=facts.model)
-        if len(facts.task_ids) == 1:  # the standard facet for "the job id in another system" holds exactly one
+    if task_ids:
+        run_facets[RUN_FACET_KEY] = SeedreamRunFacet(taskIds=list(task_ids), model=model)
+        if len(task_ids) == 1:  # the standard facet for "the job id in another system" holds exactly one
             run_facets["externalQuery"] = external_query_run.ExternalQueryRunFacet(
-                externalQueryId=facts.task_ids[0], source=KIE_SOURCE)
+                externalQueryId=task_ids[0], source=KIE_SOURCE)
     return OperatorLineage(
-        inputs=[Dataset(namespace=d.namespace, name=d.name) for d in facts.inputs],
-        outputs=[Dataset(namespace=d.namespace, name=d.name) for d in facts.outputs],
+        inputs=[Dataset(namespace=d.namespace, name=d.name) for d in inputs],
+        outputs=[Dataset(namespace=d.namespace, name=d.name) for d in outputs],
         run_facets=run_facets,
     )
