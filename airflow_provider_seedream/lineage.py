@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_seedream import results, uploads
+from airflow_provider_seedream import models, results, uploads
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseOperator
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 #: The model a task reports when neither the task nor kie's record names one.
-DEFAULT_MODEL = "seedream/4.5-edit"
+DEFAULT_MODEL = models.DEFAULT_EDIT_MODEL
 #: The namespace of files on the worker's own disk (OpenLineage's naming for a local file system).
 LOCAL_NAMESPACE = "file"
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
@@ -169,3 +171,17 @@ def add_dag_bundle(monkeypatch: Any, name: str, path: Any) -> None:
     bundles = [{"name": "dags-folder", "classpath": local, "kwargs": {}},
                {"name": name, "classpath": local, "kwargs": {"path": str(path)}}]
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, serving ``handler`` (a request handler class) until
+    ``close()``."""
+
+    def __init__(self, handler: Any) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
