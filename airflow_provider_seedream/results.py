@@ -8,10 +8,11 @@ storage before kie's temporary links die (``stored_images`` XCom, optional asset
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_seedream import batch, links, redaction, storage_policy, wire
+from airflow_provider_seedream import batch, links, redaction, storage_policy, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 
 if TYPE_CHECKING:
@@ -201,3 +202,81 @@ def emit_asset_events(operator: Handing, context: Context, summary: dict[str, An
                 events[outlet].add(Asset(storage_policy.asset_uri(uri)), extra=extra)
         elif isinstance(outlet, Asset):
             events[outlet].extra.update(summary)
+
+
+class BatchHarvest:
+    """Watch a batch's accepted kie tasks while its later edits wait for their createTask slot, and store each
+    success at once, in threads, while the submits go on.
+
+    A night's batch spends most of its submitting time waiting for kie's 20 per 10 s; the edits submitted first end
+    meanwhile. Seeing them then (at ``rate`` status queries per second, from this worker) means their images are kept
+    before the batch even defers, and the deferral waits only for the rest. Use it as a context manager: leaving it
+    waits for the stores still running.
+
+    :param operator: the batch operator (its hook, ``output_path`` and log).
+    :param rate: status queries per second while submitting (the triggerer is not polling this batch yet).
+    """
+
+    def __init__(self, operator: Handing, context: Context, *, poll_interval: float, rate: float) -> None:
+        from airflow_provider_seedream.watch import TaskWatch
+
+        self.operator = operator
+        self.context = context
+        self.watch = TaskWatch(operator.hook, poll_interval=poll_interval, rate=rate, on_end=self._ended)
+        self.poll_interval = poll_interval
+        self._index: dict[str, int] = {}
+        self._ended_as: dict[int, batch.Outcome] = {}
+        self._storing: dict[int, Future[list[str]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="seedream-store")
+
+    def __enter__(self) -> BatchHarvest:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def add(self, outcome: batch.Outcome, *, just_submitted: bool) -> None:
+        """Watch a submitted item: first asked about one poll interval after a fresh submit (it cannot be done
+        sooner), at once when a previous try submitted it."""
+        assert outcome.task_id is not None
+        now = time.time()
+        self._index[outcome.task_id] = outcome.index
+        self.watch.add(outcome.task_id, started_at=now,
+                       first_query_at=now + self.poll_interval if just_submitted else now)
+
+    def submitted_at(self, task_id: str) -> float:
+        """When the wait for ``task_id`` began in this try (its submit, or the re-attach)."""
+        return self.watch.waiters[task_id].started_at
+
+    def wait_rest(self, deadline: float, rate: float) -> None:
+        """Wait here for every task still running, until ``deadline`` (the blocking form of the batch's wait)."""
+        self.watch.retune(deadline=deadline, rate=rate)
+        self.watch.run()
+
+    def _ended(self, task_id: str, event: waitstate.TaskEvent) -> None:
+        outcome = batch.from_event(batch.submitted(self._index[task_id], task_id), event)
+        self._ended_as[outcome.index] = outcome
+        if outcome.succeeded and self.operator.output_path:
+            self._storing[outcome.index] = self._pool.submit(store, self.operator, self.context, task_id,
+                                                             list(outcome.result_urls), outcome.index)
+
+    def apply(self, outcomes: list[batch.Outcome], *, final: bool) -> list[batch.Outcome]:
+        """Return ``outcomes`` with what the watch saw end, and what was stored, filled in (call after leaving).
+
+        :param final: the watch was the whole wait (timeouts and errors count); otherwise only kie's own ends
+            (success, fail) count, and an item whose watch ended otherwise stays waiting for the deferral.
+        """
+        filled = []
+        for outcome in outcomes:
+            ended = self._ended_as.get(outcome.index)
+            if ended is not None and ended.task_id == outcome.task_id and \
+                    (final or ended.state in (wire.STATE_SUCCESS, wire.STATE_FAIL)):
+                future = self._storing.get(outcome.index)
+                if future is not None:
+                    try:
+                        ended = dataclasses.replace(ended, stored_images=tuple(future.result()))
+                    except exc.SeedreamStorageError:
+                        pass  # left unstored: the batch's final delivery stores it again and reports a failure
+                outcome = ended
+            filled.append(outcome)
+        return filled

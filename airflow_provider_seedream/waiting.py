@@ -8,6 +8,7 @@ A typed base the operator, the batch operator and the sensor derive from, so tha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -74,13 +75,14 @@ class SeedreamWaitMixin(SeedreamLineageMixin):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
-    def submit_recorded(self, task: request.TaskInput, store: Any, key: str, fingerprint: str) -> str:
+    def submit_recorded(self, task: request.TaskInput, store: Any, key: str, fingerprint: str,
+                        idle: Callable[[float], None] | None = None) -> str:
         """Submit ``task`` and keep what a retry must know in ``store`` (``task_state_store``, or ``None``) at ``key``.
 
         An "in flight" mark is written right before the createTask leaves (a kill mid-request cannot erase it), the
         kie task id as soon as it comes back; a clean refusal clears the mark (nothing was created, a retry may
         submit), an uncertain submit keeps it (a retry must not submit again). Errors are raised as the hook raises
-        them.
+        them. ``idle`` is what to do while the submit waits for its place in the host's pace (see the hook).
         """
 
         def in_flight() -> None:
@@ -88,7 +90,7 @@ class SeedreamWaitMixin(SeedreamLineageMixin):
                 store.set(key, batch.in_flight_record(fingerprint, time.time()))
 
         try:
-            task_id = self.hook.submit_task(task, before_send=in_flight)
+            task_id = self.hook.submit_task(task, before_send=in_flight, idle=idle)
         except exc.SeedreamSubmitUncertainError:
             raise  # keep the mark
         except exc.SeedreamError as error:

@@ -15,9 +15,11 @@ import binascii
 import json
 import math
 import mimetypes
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -52,6 +54,9 @@ class Dispatcher:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self._prerender_lock = threading.Lock()
+        self._prerendered: set[str] = set()
+        self._prerender_pool: ThreadPoolExecutor | None = None
         # API paths -> (method, endpoint name, handler). Upload paths live on kie's upload host in reality; here on
         # the same server.
         self._api_routes: dict[str, tuple[str, str, Handler]] = {
@@ -198,7 +203,21 @@ class Dispatcher:
         data = self.state.record_info(task_id)
         if data is None:
             return self._envelope("recordInfo", 422, "recordInfo is null", data=None)
+        if data.get("state") == "success" and self.state.config.prerender_results:
+            self._prerender(task_id)
         return self._envelope("recordInfo", 200, "success", data=data)
+
+    def _prerender(self, task_id: str) -> None:
+        """Render a succeeded task's result images in the background, once (``prerender_results``)."""
+        with self._prerender_lock:
+            if task_id in self._prerendered:
+                return
+            self._prerendered.add(task_id)
+            if self._prerender_pool is None:
+                self._prerender_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-prerender")
+            pool = self._prerender_pool
+        for spec in self.state.result_specs(task_id):
+            pool.submit(self._render, spec)
 
     def _credit(self, request: Request) -> Reply:
         return self._envelope("credit", 200, "success", data=self.state.balance())

@@ -348,6 +348,10 @@ class ImageCache:
                 self._in_flight.pop(key, None)
             pending.set()
 
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
     def _store(self, key: tuple[Any, ...], data: bytes) -> None:
         with self._lock:
             self._items[key] = data

@@ -575,6 +575,16 @@ class EmulatorState:
             return True
         return is_loopback_host(parts.hostname) and port is not None and port == self._own_port
 
+    def result_specs(self, task_id: str) -> list[ImageSpec]:
+        """Return the specs of a succeeded task's result images, or nothing (unknown, not succeeded)."""
+        now = self._clock()
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or state_at(task, now) != "success" or task.outcome == "empty":
+                return []
+            specs = [task.image_named(name) for name in task.result_names]
+        return [spec for spec in specs if spec is not None]
+
     def result_asset(self, task_id: str, name: str) -> Lookup:
         """Resolve ``/results/<taskId>/<name>``: 404 unknown/not finished, 403 expired, else the image."""
         now = self._clock()

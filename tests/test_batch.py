@@ -265,3 +265,76 @@ def test_a_blocking_batch_stores_each_result_as_soon_as_its_task_succeeds(emulat
     (short_image,) = tmp_path.rglob("edit-1_image-0.*")
     assert short_image.stat().st_mtime < long_done
     assert all(o["stored_images"] for o in outcomes)
+
+
+def test_edits_that_end_while_later_ones_wait_for_their_slot_are_stored_before_the_batch_defers(
+        emulator, tmp_path, monkeypatch, api_key):
+    """Two submits per 10 s: the first two edits end (and are stored) while the third waits for its slot, so the
+    deferral waits for the last two only, each from its own submit, and nothing is downloaded twice."""
+    from airflow_provider_seedream import pacing
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+    use_connection(monkeypatch, api_key, emulator.url, upload_base_url=emulator.url, submits_per_10s=2)
+    SeedreamHook().pacer.clear()
+    context = ctx(DictStateStore())
+    op = batch_op(emulator, edits_for(emulator, *["[emulator: seconds=0.3]"] * 4), output_path=str(tmp_path))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    tasks = emulator.stats()["tasks"]
+    ids = context["ti"].xcoms["seedream_task_ids"]
+    trigger = deferred.value.trigger
+    assert trigger.seedream_task_ids == ids[2:]
+    assert [round(moment, 1) for moment in trigger.submitted_at] == [round(tasks[i]["created"], 1) for i in ids[2:]]
+    assert trigger.submitted_at[0] - tasks[ids[0]]["created"] >= pacing.KIE_CREATE_WINDOW_SECONDS  # paced
+    early = deferred.value.kwargs["outcomes"][:2]
+    assert [o["state"] for o in early] == ["success", "success"]
+    for index, outcome in enumerate(early):
+        (stored,) = outcome["stored_images"]
+        (image,) = tmp_path.rglob(f"edit-{index}_image-0.*")
+        assert stored.endswith(image.name) and image.stat().st_mtime < tasks[ids[2]]["created"]
+    assert all(o["state"] == "waiting" and not o["stored_images"] for o in deferred.value.kwargs["outcomes"][2:])
+    downloads = emulator.count("results")
+    assert downloads == 2
+    kwargs = json.loads(json.dumps(deferred.value.kwargs))
+    outcomes = op.execute_complete(context, run_trigger(trigger), **kwargs)
+    assert [o["state"] for o in outcomes] == ["success"] * 4 and all(o["stored_images"] for o in outcomes)
+    assert emulator.count("results") == 4  # the early two were not fetched again
+    assert context["ti"].xcoms["stored_images"] == [o["stored_images"][0] for o in outcomes]
+    assert emulator.count("createTask") == 4
+
+
+def test_the_batch_trigger_counts_each_wait_from_that_task_s_own_submit(emulator):
+    """A task kie does not know, submitted a minute ago, is past its 30 s not-yet-visible grace at once; counted from
+    the deferral it would be waited for 30 s more."""
+    import time
+
+    trigger = SeedreamBatchTrigger(["unknown-task"], poll_interval=0.1, not_found_grace=30,
+                                   submitted_at=[time.time() - 60])
+    classpath, kwargs = trigger.serialize()
+    assert json.loads(json.dumps(kwargs))["submitted_at"] == trigger.submitted_at
+    started = time.monotonic()
+    event = run_trigger(SeedreamBatchTrigger(**kwargs))
+    assert [e["status"] for e in event["events"]] == ["error"]
+    assert time.monotonic() - started < 30
+    assert emulator.count("recordInfo") == 1
+
+
+def test_the_batch_trigger_wants_one_submit_moment_per_task():
+    with pytest.raises(ValueError, match="one moment per task id expected"):
+        SeedreamBatchTrigger(["a1", "b2"], submitted_at=[1.0])
+
+
+@pytest.mark.parametrize(
+    ("delay", "unfinished", "rate", "pause"),
+    [
+        (2.6, 94, 8.0, 2.6),  # many left: the schedule's own pause (they share the budget)
+        (2.6, 16, 8.0, 2.0),  # spread over the budget: 16 tasks at 8 per second
+        (2.6, 3, 8.0, 1.0),  # few left: once a second each, not faster
+        (0.5, 3, 8.0, 0.5),  # the schedule's pause when it is shorter already
+        (30.0, 1, 2.0, 1.0),
+    ],
+)
+def test_a_batch_s_last_tasks_share_the_spare_budget(delay, unfinished, rate, pause):
+    from airflow_provider_seedream.triggers.seedream import spread_pause
+
+    assert spread_pause(delay, unfinished, rate) == pytest.approx(pause)

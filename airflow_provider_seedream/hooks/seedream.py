@@ -22,6 +22,7 @@ import tenacity
 from airflow_provider_seedream import aio, connection, inputs, models, request, storage_policy, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
 from airflow_provider_seedream.version_compat import BaseHook
+from airflow_provider_seedream.watch import TaskWatch
 
 if TYPE_CHECKING:
     import requests
@@ -328,11 +329,14 @@ class SeedreamHook(BaseHook):
                          "unvalidated (kie answers 422 naming a bad field)", model)
         return self.submit_task(request.TaskInput(model, tuple(input.items()), (), callback_url or None))
 
-    def submit_task(self, task: request.TaskInput, *, before_send: Callable[[], None] | None = None) -> str:
+    def submit_task(self, task: request.TaskInput, *, before_send: Callable[[], None] | None = None,
+                    idle: Callable[[float], None] | None = None) -> str:
         """Submit a checked task and return its id.
 
         :param before_send: called right before each createTask leaves (after pacing), e.g. to record durably that
             a submit is in flight: a process killed while waiting for the answer cannot record anything after it.
+        :param idle: called instead of ``time.sleep`` while the submit waits for its place in the host's pace, with
+            the seconds to wait (it should return about then): the batch watches its earlier tasks meanwhile.
 
         A createTask refused with 429 or 455 (not accepted) is resubmitted after ``Retry-After`` with jittered
         backoff, for up to ``submit_timeout`` seconds. One that may have been accepted (timeout after sending, reset,
@@ -346,7 +350,7 @@ class SeedreamHook(BaseHook):
 
         def once() -> str:
             # Every try leaves at a moment reserved with this host's other workers, within kie's 20 per 10 s.
-            with self.pacer.departure() as waited:
+            with self.pacer.departure(sleep=idle or time.sleep) as waited:
                 if waited >= 1.0:
                     self.log.info("createTask waited %.1f s for a free slot of kie's %d per 10 s (shared by this "
                                   "host's workers)", waited, self.pacer.limit)
@@ -449,28 +453,12 @@ class SeedreamHook(BaseHook):
         :param on_end: called with each task's id and event as soon as that task ends (say, to store its result
             while the others still run).
         """
-        now = time.time()
-        waiters = {task_id: waitstate.Waiter.start(wire.check_task_id(task_id), poll_interval=poll_interval,
-                                                   deadline=deadline, started_at=now) for task_id in task_ids}
-        due = dict.fromkeys(waiters, now)
-        gap = 1.0 / self.settings.polls_per_second
-        last_sent = -math.inf
-        events: dict[str, waitstate.TaskEvent] = {}
-        while due:
-            task_id = min(due, key=due.__getitem__)
-            pause = max(due[task_id] - time.time(), last_sent + gap - time.monotonic())
-            if pause > 0:
-                sleep(pause)
-            last_sent = time.monotonic()
-            step = self.observe(waiters[task_id], self.log)
-            if step.event is not None:
-                events[task_id] = step.event
-                del due[task_id]
-                if on_end is not None:
-                    on_end(task_id, step.event)
-            else:
-                due[task_id] = time.time() + step.delay
-        return events
+        watch = TaskWatch(self, poll_interval=poll_interval, rate=self.settings.polls_per_second, deadline=deadline,
+                          on_end=on_end, sleep=sleep)
+        for task_id in task_ids:
+            watch.add(task_id)
+        watch.run()
+        return watch.events
 
     def get_credits(self) -> float:
         """Return the account's credit balance (a free call)."""

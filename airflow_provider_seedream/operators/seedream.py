@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -283,9 +282,12 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
     mid-batch) re-attaches to every edit a previous try submitted, submits only the rest, and never pays twice. An edit
     whose createTask was in flight when a try died is reported as ``uncertain`` and not sent again.
 
-    The wait for all the kie tasks is one deferral (``SeedreamBatchTrigger``; one resume on a worker for the whole
-    batch), sharing the triggerer's poll budget for the key; with ``deferrable=False`` the worker polls them itself.
-    With ``output_path`` every result image is stored as soon as the batch resumes, named
+    Submitting mostly waits for kie's pace (20 per 10 s), and the edits sent first end meanwhile: in those pauses the
+    worker asks about the edits already accepted (at half the connection's ``polls_per_second``) and stores each
+    success at once, while the later edits wait for their slot. The wait for the rest is one deferral
+    (``SeedreamBatchTrigger``; one resume on a worker for the whole batch), sharing the triggerer's poll budget for
+    the key; with ``deferrable=False`` the worker polls them itself. With ``output_path`` every result image is stored
+    as soon as its task is seen done (or when the batch resumes), named
     ``<dag_id>/<run_id>/<task_id>/[map-<m>_]edit-<k>_image-<i>.<ext>``.
 
     Each returned dict holds ``task_id``, ``state`` (kie's ``success`` or ``fail``; ``timeout`` or ``error`` when the
@@ -300,7 +302,9 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
     :param output_path: where to store the result images (a local path or an object storage URI). Templated.
     :param seedream_conn_id: the Airflow connection holding the kie.ai key. Templated. With its extra
         ``credits_per_image`` set, a batch whose estimated cost exceeds the balance fails before its first submit.
-    :param poll_interval: the base pause between status queries of each task, in seconds.
+    :param poll_interval: the base pause between status queries of each task, in seconds. Default 2: kie's own
+        guidance for the first 30 s of a wait (the edit operator's 5 s would see the batch's last edit up to 5 s
+        late); the connection's ``polls_per_second`` still caps how fast the whole batch asks.
     :param timeout: how long to wait for the whole batch at most, in seconds, from the end of the submits.
     :param fail_on: when the Airflow task fails: ``"any"`` edit did not succeed (default), ``"all"`` of them did not,
         or ``"never"`` (the outcomes tell).
@@ -318,7 +322,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         edits: Any,
         output_path: Any = None,
         seedream_conn_id: str = SeedreamHook.default_conn_name,
-        poll_interval: float = 5.0,
+        poll_interval: float = 2.0,
         timeout: float = 3600.0,
         fail_on: str = "any",
         deferrable: bool = True,
@@ -362,42 +366,34 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         self._check_balance(to_submit)
         if store is not None and not began and prepared:
             store.set(batch.STARTED_KEY, {"edits": len(prepared), "at": time.time()})
-        outcomes = self._submit(prepared, fingerprints, saved, store)
-        context["ti"].xcom_push(key=results.XCOM_TASK_IDS, value=[o.task_id for o in outcomes])
+        rate = self.hook.settings.polls_per_second
+        with results.BatchHarvest(self, context, poll_interval=self.poll_interval, rate=rate / 2) as harvest:
+            outcomes = self._submit(prepared, fingerprints, saved, store, harvest)
+            context["ti"].xcom_push(key=results.XCOM_TASK_IDS, value=[o.task_id for o in outcomes])
+            # The timeout counts from the end of the submits.
+            wait_started = time.time()
+            deadline = wait_started + self.timeout
+            if not self.deferrable:
+                # Waiting here, each result is stored as soon as its task succeeds, while the others still run.
+                harvest.wait_rest(deadline, rate)
+        outcomes = harvest.apply(outcomes, final=not self.deferrable)
         waiting_ids = [o.task_id for o in outcomes if o.waiting and o.task_id]
         if not waiting_ids:
             return self._finish(context, outcomes, {})
-        plan = waiting.WaitPlan.start(waiting_ids[0], self.poll_interval, self.timeout)
-        if self.deferrable:
-            from airflow_provider_seedream.triggers.seedream import SeedreamBatchTrigger
+        from airflow_provider_seedream.triggers.seedream import SeedreamBatchTrigger
 
-            self.log.info("Deferring the wait for %d Seedream task(s) to the triggerer (deadline in %.0f s)",
-                          len(waiting_ids), self.timeout)
-            self.defer(
-                trigger=SeedreamBatchTrigger(seedream_task_ids=waiting_ids, seedream_conn_id=self.seedream_conn_id,
-                                             poll_interval=self.poll_interval, deadline=plan.deadline,
-                                             started_at=plan.started,
-                                             min_event_delay=waiting.EVENT_HOLDBACK_SECONDS),
-                method_name="execute_complete",
-                kwargs={"outcomes": [o.record() for o in outcomes]},
-                timeout=waiting.defer_timeout(self.timeout),
-            )
-        # Waiting here, each result is stored as soon as its task succeeds, while the others still run.
-        pending = {o.task_id: o for o in outcomes if o.waiting}
-        early: dict[int, tuple[str, ...]] = {}
-
-        def store_now(task_id: str, event: waitstate.TaskEvent) -> None:
-            ended = batch.from_event(pending[task_id], event)
-            if self.output_path and ended.succeeded:
-                try:
-                    early[ended.index] = tuple(results.store(self, context, task_id, list(ended.result_urls),
-                                                             ended.index))
-                except exc.SeedreamStorageError:
-                    pass  # tried again with the others at the end, and reported there if it fails again
-
-        events = self.hook.wait_for_tasks(waiting_ids, poll_interval=self.poll_interval, deadline=plan.deadline,
-                                          on_end=store_now)
-        return self._finish(context, outcomes, dict(events), early)
+        self.log.info("%d of %d edit(s) ended while the batch was submitting; deferring the wait for the other %d to "
+                      "the triggerer (deadline in %.0f s)", sum(1 for o in outcomes if o.task_id and not o.waiting),
+                      len(outcomes), len(waiting_ids), self.timeout)
+        self.defer(
+            trigger=SeedreamBatchTrigger(seedream_task_ids=waiting_ids, seedream_conn_id=self.seedream_conn_id,
+                                         submitted_at=[harvest.submitted_at(task_id) for task_id in waiting_ids],
+                                         poll_interval=self.poll_interval, deadline=deadline,
+                                         started_at=wait_started, min_event_delay=waiting.EVENT_HOLDBACK_SECONDS),
+            method_name="execute_complete",
+            kwargs={"outcomes": [o.record() for o in outcomes]},
+            timeout=waiting.defer_timeout(self.timeout),
+        )
 
     def execute_complete(self, context: Context, event: Any = None,
                          outcomes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -421,8 +417,11 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         self.log.info("Estimated cost %g credits (%d x %g); balance %g", to_submit * price, to_submit, price, balance)
 
     def _submit(self, prepared: list[uploads.PreparedTask], fingerprints: list[str], saved: list[batch.Saved],
-                store: Any) -> list[batch.Outcome]:
-        """Submit every edit not accepted before, in order, recording each as it goes; never raise for one edit."""
+                store: Any, harvest: results.BatchHarvest) -> list[batch.Outcome]:
+        """Submit every edit not accepted before, in order, recording each as it goes; never raise for one edit.
+
+        Every accepted edit is handed to ``harvest``, which watches it while the later edits wait for their slot.
+        """
         outcomes: list[batch.Outcome] = []
         stopped: exc.SeedreamError | None = None
         started = time.monotonic()
@@ -431,6 +430,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
             key = batch.state_key(index)
             if before.task_id is not None:
                 outcomes.append(batch.submitted(index, before.task_id))
+                harvest.add(outcomes[-1], just_submitted=False)
                 continue
             if before.uncertain:
                 outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, (
@@ -444,7 +444,8 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
                 continue
 
             try:
-                task_id = self.submit_recorded(item.upload(self.hook), store, key, fingerprint)
+                task_id = self.submit_recorded(item.upload(self.hook), store, key, fingerprint,
+                                               idle=harvest.watch.run_for)
             except exc.SeedreamSubmitUncertainError as error:  # the mark stays: a retry must not send it again
                 outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, str(error)))
                 stopped = error
@@ -456,6 +457,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
                 self.log.error("edits[%d] was not accepted: %s", index, error)
                 continue
             outcomes.append(batch.submitted(index, task_id))
+            harvest.add(outcomes[-1], just_submitted=True)
             sent += 1
         if sent:
             seconds = time.monotonic() - started
@@ -463,11 +465,8 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
                           sent / seconds if seconds > 0 else float("inf"))
         return outcomes
 
-    def _finish(self, context: Context, outcomes: list[batch.Outcome], events: dict[Any, Any],
-                stored: dict[int, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
+    def _finish(self, context: Context, outcomes: list[batch.Outcome], events: dict[Any, Any]) -> list[dict[str, Any]]:
         ended = [batch.from_event(o, events.get(o.task_id)) if o.waiting else o for o in outcomes]
-        stored = stored or {}
-        ended = [dataclasses.replace(o, stored_images=stored[o.index]) if o.index in stored else o for o in ended]
         tally = batch.Tally.of(ended)
         self.log.info("Batch of %d edit(s) ended: %s", tally.total, tally.describe())
         for outcome in ended:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
@@ -16,10 +16,13 @@ from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 
 async def wait_one(hook: SeedreamHook, settings: connection.ConnectionSettings, waiter: waitstate.Waiter,
-                   deadline: float | None, log: Any) -> waitstate.TaskEvent:
+                   deadline: float | None, log: Any,
+                   shorten: Callable[[float], float] | None = None) -> waitstate.TaskEvent:
     """Drive ``waiter`` with queries sent through the process's shared client and poll budget until it ends.
 
     The one wait loop of the triggerer: a single task's trigger runs it once, a batch's trigger once per task.
+
+    :param shorten: turns the schedule's pause into the one taken (the batch spreads its spare budget with it).
     """
     while True:
         outcome: wire.SeedreamTask | BaseException
@@ -34,7 +37,7 @@ async def wait_one(hook: SeedreamHook, settings: connection.ConnectionSettings, 
             log.info("%s", step.note)
         if step.event is not None:
             return step.event
-        await asyncio.sleep(step.delay)
+        await asyncio.sleep(shorten(step.delay) if shorten is not None else step.delay)
 
 
 class _WaitSettings(BaseTrigger):
@@ -77,10 +80,11 @@ class _WaitSettings(BaseTrigger):
     def _classpath(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}"
 
-    def _waiter(self, task_id: str) -> waitstate.Waiter:
+    def _waiter(self, task_id: str, started_at: float | None = None) -> waitstate.Waiter:
         return waitstate.Waiter.start(task_id, poll_interval=self.poll_interval,
                                       deadline=self.deadline if self.deadline is not None else math.inf,
-                                      started_at=self.started_at, max_consecutive_errors=self.max_consecutive_errors,
+                                      started_at=self.started_at if started_at is None else started_at,
+                                      max_consecutive_errors=self.max_consecutive_errors,
                                       not_found_grace=self.not_found_grace)
 
     async def _hold_back(self, what: str) -> None:
@@ -205,15 +209,35 @@ class SeedreamTaskTrigger(_WaitSettings):
         return TaskSuccessEvent()
 
 
+#: The shortest pause between two queries of one task of a batch, when its spare budget is spread (below).
+BATCH_MIN_PAUSE_SECONDS = 1.0
+
+
+def spread_pause(delay: float, unfinished: int, polls_per_second: float) -> float:
+    """Return the pause a batch's task takes: its schedule's ``delay``, shortened when the batch's unfinished tasks
+    would leave the key's budget idle.
+
+    The schedule stretches each task's pause as its wait grows, which is right when many tasks share the budget;
+    at a batch's end only the few longest edits remain, and the whole Airflow task waits for the last of them. Then
+    their queries are spread over the budget (``unfinished / polls_per_second`` apart), but never more often than
+    once every ``BATCH_MIN_PAUSE_SECONDS`` each.
+    """
+    return min(delay, max(BATCH_MIN_PAUSE_SECONDS, unfinished / polls_per_second))
+
+
 class SeedreamBatchTrigger(_WaitSettings):
     """Wait for many Seedream tasks in one deferral and yield one event with every task's outcome, in order.
 
     Each task is waited for as ``SeedreamTaskTrigger`` waits for one (same waiter, same shared client and poll
-    budget for the key, so a batch of 500 asks kie no faster than the budget allows). The event is
+    budget for the key, so a batch of 500 asks kie no faster than the budget allows); when few remain, their
+    queries share the spare budget (``spread_pause``), so the last edit is seen within about a second. The event is
     ``{"status": "done", "events": [<one wait event per task id, in the order given>]}``; the batch operator checks
     each like any wait event. ``serialize()`` holds plain data only (ids, connection id, poll settings), never the key.
 
     :param seedream_task_ids: the kie task ids, in the batch's order.
+    :param submitted_at: when each task's wait began (its submit), seconds since the epoch, in the same order: each
+        task's poll schedule counts from there, so the edits submitted first are asked about first when the budget
+        is scarce. Default: ``started_at`` for all.
     :param deadline: absolute end of the wait for all of them, seconds since the epoch.
     The other wait settings are described on ``_WaitSettings``.
     """
@@ -222,13 +246,21 @@ class SeedreamBatchTrigger(_WaitSettings):
         self,
         seedream_task_ids: list[str],
         seedream_conn_id: str = SeedreamHook.default_conn_name,
+        *,
+        submitted_at: list[float] | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(seedream_conn_id, **settings)
         self.seedream_task_ids = [wire.check_task_id(task_id) for task_id in seedream_task_ids]
+        if submitted_at is not None and len(submitted_at) != len(self.seedream_task_ids):
+            raise ValueError(f"submitted_at: one moment per task id expected ({len(self.seedream_task_ids)}), got "
+                             f"{len(submitted_at)}")
+        self.submitted_at = [float(moment) for moment in submitted_at] if submitted_at is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return self._classpath(), {"seedream_task_ids": list(self.seedream_task_ids), **self._settings()}
+        return self._classpath(), {"seedream_task_ids": list(self.seedream_task_ids),
+                                   "submitted_at": list(self.submitted_at) if self.submitted_at is not None else None,
+                                   **self._settings()}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ids = self.seedream_task_ids
@@ -239,10 +271,12 @@ class SeedreamBatchTrigger(_WaitSettings):
             self.log.info("Waiting for %d Seedream task(s) (poll interval %.1f s)", len(ids), self.poll_interval)
             finished = 0
 
-            async def one(task_id: str) -> waitstate.TaskEvent:
+            async def one(task_id: str, started_at: float | None) -> waitstate.TaskEvent:
                 nonlocal finished
                 try:
-                    event = await wait_one(hook, settings, self._waiter(task_id), self.deadline, self.log)
+                    event = await wait_one(hook, settings, self._waiter(task_id, started_at), self.deadline, self.log,
+                                           lambda delay: spread_pause(delay, len(ids) - finished,
+                                                                      settings.polls_per_second))
                 except Exception as error:  # one task's trouble is that task's outcome, not the batch's
                     event = waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"waiting for Seedream task {task_id} "
                                             f"failed: {type(error).__name__}: {error}", error=error)
@@ -252,7 +286,8 @@ class SeedreamBatchTrigger(_WaitSettings):
                 return event
 
             async with aio.lease(settings):
-                events = list(await asyncio.gather(*(one(task_id) for task_id in ids)))
+                starts = self.submitted_at if self.submitted_at is not None else [None] * len(ids)
+                events = list(await asyncio.gather(*(one(task_id, start) for task_id, start in zip(ids, starts))))
         except Exception as error:  # the connection could not be read: every task's wait failed the same way
             self.log.exception("Trigger for %d Seedream task(s) failed", len(ids))
             events = [waitstate.make_event(waitstate.EVENT_ERROR, task_id, f"trigger for Seedream task {task_id} failed: "

@@ -1504,3 +1504,31 @@ def test_png_results_and_samples_work_without_pillow() -> None:
     result = decode(base64.b64decode(report["png"]))
     assert result.format == "PNG" and result.size == (512, 288)
     assert decode(base64.b64decode(report["sample"])).format == "PNG"
+
+
+@pytest.mark.parametrize("prerender", [True, False])
+def test_prerender_results_draws_a_result_when_its_success_is_first_reported(emu, api, monkeypatch, prerender):
+    """With ``prerender_results`` the picture is drawn when recordInfo says success, so its download draws nothing
+    (drawing is made to fail then, and the download still succeeds); without it, nothing is drawn before the
+    download."""
+    from seedream_emulator import images
+
+    emu.state.update_config({"prerender_results": prerender})
+    task_id = api.create_id("x [emulator: seconds=0.1]")
+    data = api.wait_state(task_id, ("success",))
+    (url,) = json.loads(data["resultJson"])["resultUrls"]
+    (spec,) = emu.state.result_specs(task_id)
+    key = ("result", spec.seed, spec.width, spec.height, spec.fmt)
+    if prerender:
+        wait_until(lambda: key in emu.state.images)
+
+        def no_drawing(*args: Any) -> bytes:
+            raise AssertionError("drawn at download time")
+
+        monkeypatch.setattr(images, "render", no_drawing)
+    else:
+        time.sleep(0.3)  # what a background drawing would have needed; none may have started
+        assert key not in emu.state.images
+    reply = api.get(url)
+    assert reply.status_code == 200 and reply.content[:4] == b"\x89PNG"
+    assert key in emu.state.images
