@@ -75,6 +75,13 @@ class SeedreamWaitMixin(SeedreamLineageMixin):
     def hook(self) -> SeedreamHook:
         return SeedreamHook(self.seedream_conn_id)
 
+    @staticmethod
+    def is_first_try(context: Any) -> bool:
+        """Tell whether this is the task instance's first try: no earlier try can have recorded anything in
+        ``task_state_store``, so its read (a round trip through the API server, per mapped task) is skipped."""
+        ti = context.get("ti") if hasattr(context, "get") else None
+        return getattr(ti, "try_number", None) == 1
+
     def submit_recorded(self, task: request.TaskInput, store: Any, key: str, fingerprint: str,
                         idle: Callable[[float], None] | None = None) -> str:
         """Submit ``task`` and keep what a retry must know in ``store`` (``task_state_store``, or ``None``) at ``key``.

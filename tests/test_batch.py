@@ -338,3 +338,23 @@ def test_a_batch_s_last_tasks_share_the_spare_budget(delay, unfinished, rate, pa
     from airflow_provider_seedream.triggers.seedream import spread_pause
 
     assert spread_pause(delay, unfinished, rate) == pytest.approx(pause)
+
+
+def test_a_first_try_reads_nothing_from_task_state_store_and_a_retry_still_re_attaches(emulator):
+    """Try 1 cannot find anything an earlier try recorded, so neither operator spends a read on it (one round trip
+    through the API server per mapped task); try 2 reads and re-attaches, never paying twice."""
+    from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
+
+    store = CountingStore()
+    first = ctx(store)
+    first["ti"].try_number = 1
+    edit = SeedreamEditOperator(task_id="edit", prompt="p", image_urls=[emulator.sample_url()])
+    task_id = edit.execute(first)
+    run_deferred(batch_op(emulator, edits_for(emulator, "a", "b")), first)
+    assert store.reads == 0 and emulator.count("createTask") == 3
+    assert store.data["seedream_task"]["task_id"] == task_id  # written all the same, for a retry
+    retry = ctx(store)
+    retry["ti"].try_number = 2
+    assert edit.execute(retry) == task_id
+    run_deferred(batch_op(emulator, edits_for(emulator, "a", "b")), retry)
+    assert store.reads == 1 + 1 + 2 and emulator.count("createTask") == 3

@@ -85,15 +85,16 @@ class _SeedreamTaskOperator(waiting.SeedreamWaitMixin):
             if problem is not None:
                 raise problem
 
-    def _reattach_to(self, store: Any, fingerprint: str) -> tuple[str, wire.SeedreamTask | None] | None:
+    def _reattach_to(self, store: Any, fingerprint: str,
+                     first_try: bool = False) -> tuple[str, wire.SeedreamTask | None] | None:
         """Return the task a previous try submitted for the same inputs, if it is still worth waiting for, with what
         kie said of it just now (``None`` when kie does not show it yet).
 
         Raises ``SeedreamSubmitUncertainError`` when a previous try was stopped (killed, timed out) while its createTask
         for the same inputs was in flight: kie may have created and billed it, and no task id came back.
         """
-        saved = store.get(STATE_KEY) if store is not None else None
-        if not self.reattach or not isinstance(saved, dict):
+        saved = store.get(STATE_KEY) if store is not None and self.reattach and not first_try else None
+        if not isinstance(saved, dict):
             return None
         if saved.get("in_flight_since") and not saved.get("task_id") and saved.get("fingerprint") == fingerprint:
             raise exc.SeedreamSubmitUncertainError(
@@ -136,7 +137,7 @@ class _SeedreamTaskOperator(waiting.SeedreamWaitMixin):
         # Local files are placeholders in ``prepared.edit``, so the fingerprint is the same on every try.
         fingerprint = prepared.task.fingerprint()
         store = context.get("task_state_store")
-        reattached = self._reattach_to(store, fingerprint)
+        reattached = self._reattach_to(store, fingerprint, self.is_first_try(context))
         task_id, seen = reattached if reattached is not None else (None, None)
         if task_id is None:
             if store is None:
@@ -356,7 +357,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
         fingerprints = [item.task.fingerprint() for item in prepared]
         # One read tells whether any try of this task instance began submitting; only then are the edits' own
         # records read (one round trip each through the API server: seconds for a night's batch).
-        began = store is not None and store.get(batch.STARTED_KEY) is not None
+        began = store is not None and not self.is_first_try(context) and store.get(batch.STARTED_KEY) is not None
         saved = [batch.read_saved(store.get(batch.state_key(i)), fingerprint) if began and store is not None
                  else batch.Saved() for i, fingerprint in enumerate(fingerprints)]
         to_submit = sum(1 for s in saved if not s.accepted and not s.uncertain)
