@@ -228,6 +228,7 @@ class BatchHarvest:
         self._ended_as: dict[int, batch.Outcome] = {}
         self._storing: dict[int, Future[list[str]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="seedream-store")
+        self._broken = False
 
     def __enter__(self) -> BatchHarvest:
         return self
@@ -243,6 +244,21 @@ class BatchHarvest:
         self._index[outcome.task_id] = outcome.index
         self.watch.add(outcome.task_id, started_at=now,
                        first_query_at=now + self.poll_interval if just_submitted else now)
+
+    def idle(self, seconds: float) -> None:
+        """Watch for ``seconds`` (the wait for the next createTask slot). Watching only saves time later: if it ever
+        fails, it stops for the rest of the batch (the deferral waits for every edit then), and the submit goes on."""
+        if self._broken:
+            time.sleep(seconds)
+            return
+        until = time.time() + seconds
+        try:
+            self.watch.run(until=until)
+        except Exception as error:
+            self._broken = True
+            self.operator.log.warning("Stopped watching the batch's edits while submitting (%s: %s); the deferral "
+                                      "waits for all of them", type(error).__name__, error)
+            time.sleep(max(0.0, until - time.time()))
 
     def submitted_at(self, task_id: str) -> float:
         """When the wait for ``task_id`` began in this try (its submit, or the re-attach)."""

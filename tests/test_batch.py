@@ -358,3 +358,28 @@ def test_a_first_try_reads_nothing_from_task_state_store_and_a_retry_still_re_at
     assert edit.execute(retry) == task_id
     run_deferred(batch_op(emulator, edits_for(emulator, "a", "b")), retry)
     assert store.reads == 1 + 1 + 2 and emulator.count("createTask") == 3
+
+
+def test_watching_while_submitting_never_fails_a_submit(emulator, logs):
+    """The watch only saves time later: if it breaks (here its hook raises), it stops for the rest of the batch and
+    the pause is still waited out; the edits are then all left to the deferral."""
+    import time
+
+    from airflow_provider_seedream import results
+
+    class Broken:
+        log = None
+
+        def observe(self, waiter, log):
+            raise RuntimeError("boom")
+
+    op = batch_op(emulator, edits_for(emulator, "a"))
+    with results.BatchHarvest(op, ctx(), poll_interval=0.1, rate=10) as harvest:
+        harvest.add(batch.submitted(0, "task1"), just_submitted=False)
+        harvest.watch.hook = Broken()
+        started = time.monotonic()
+        harvest.idle(0.3)
+        harvest.idle(0.2)
+        assert time.monotonic() - started >= 0.5
+    assert "Stopped watching the batch's edits while submitting (RuntimeError: boom)" in logs.text()
+    assert harvest.apply([batch.submitted(0, "task1")], final=False)[0].waiting

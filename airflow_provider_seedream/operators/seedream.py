@@ -446,7 +446,7 @@ class SeedreamBatchEditOperator(waiting.SeedreamWaitMixin):
 
             try:
                 task_id = self.submit_recorded(item.upload(self.hook), store, key, fingerprint,
-                                               idle=harvest.watch.run_for)
+                                               idle=harvest.idle)
             except exc.SeedreamSubmitUncertainError as error:  # the mark stays: a retry must not send it again
                 outcomes.append(batch.not_sent(index, batch.STATE_UNCERTAIN, str(error)))
                 stopped = error
