@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_seedream import batch, links, redaction, storage_policy, waitstate, wire
 from airflow_provider_seedream import exceptions as exc
+from airflow_provider_seedream.watch import TaskWatch
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -218,15 +219,11 @@ class BatchHarvest:
     """
 
     def __init__(self, operator: Handing, context: Context, *, poll_interval: float, rate: float) -> None:
-        from airflow_provider_seedream.watch import TaskWatch
-
         self.operator = operator
         self.context = context
         self.watch = TaskWatch(operator.hook, poll_interval=poll_interval, rate=rate, on_end=self._ended)
-        self.poll_interval = poll_interval
         self._index: dict[str, int] = {}
-        self._ended_as: dict[int, batch.Outcome] = {}
-        self._storing: dict[int, Future[list[str]]] = {}
+        self._storing: dict[str, Future[list[str]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="seedream-store")
         self._broken = False
 
@@ -243,22 +240,20 @@ class BatchHarvest:
         now = time.time()
         self._index[outcome.task_id] = outcome.index
         self.watch.add(outcome.task_id, started_at=now,
-                       first_query_at=now + self.poll_interval if just_submitted else now)
+                       first_query_at=now + self.watch.poll_interval if just_submitted else now)
 
     def idle(self, seconds: float) -> None:
         """Watch for ``seconds`` (the wait for the next createTask slot). Watching only saves time later: if it ever
         fails, it stops for the rest of the batch (the deferral waits for every edit then), and the submit goes on."""
-        if self._broken:
-            time.sleep(seconds)
-            return
         until = time.time() + seconds
-        try:
-            self.watch.run(until=until)
-        except Exception as error:
-            self._broken = True
-            self.operator.log.warning("Stopped watching the batch's edits while submitting (%s: %s); the deferral "
-                                      "waits for all of them", type(error).__name__, error)
-            time.sleep(max(0.0, until - time.time()))
+        if not self._broken:
+            try:
+                self.watch.run_for(seconds)
+            except Exception as error:
+                self._broken = True
+                self.operator.log.warning("Stopped watching the batch's edits while submitting (%s: %s); the "
+                                          "deferral waits for all of them", type(error).__name__, error)
+        time.sleep(max(0.0, until - time.time()))
 
     def submitted_at(self, task_id: str) -> float:
         """When the wait for ``task_id`` began in this try (its submit, or the re-attach)."""
@@ -271,10 +266,9 @@ class BatchHarvest:
 
     def _ended(self, task_id: str, event: waitstate.TaskEvent) -> None:
         outcome = batch.from_event(batch.submitted(self._index[task_id], task_id), event)
-        self._ended_as[outcome.index] = outcome
         if outcome.succeeded and self.operator.output_path:
-            self._storing[outcome.index] = self._pool.submit(store, self.operator, self.context, task_id,
-                                                             list(outcome.result_urls), outcome.index)
+            self._storing[task_id] = self._pool.submit(store, self.operator, self.context, task_id,
+                                                       list(outcome.result_urls), outcome.index)
 
     def apply(self, outcomes: list[batch.Outcome], *, final: bool) -> list[batch.Outcome]:
         """Return ``outcomes`` with what the watch saw end, and what was stored, filled in (call after leaving).
@@ -284,10 +278,10 @@ class BatchHarvest:
         """
         filled = []
         for outcome in outcomes:
-            ended = self._ended_as.get(outcome.index)
-            if ended is not None and ended.task_id == outcome.task_id and \
-                    (final or ended.state in (wire.STATE_SUCCESS, wire.STATE_FAIL)):
-                future = self._storing.get(outcome.index)
+            event = self.watch.events.get(outcome.task_id) if outcome.task_id is not None else None
+            ended = batch.from_event(outcome, event) if event is not None else None
+            if ended is not None and (final or ended.state in (wire.STATE_SUCCESS, wire.STATE_FAIL)):
+                future = self._storing.get(str(outcome.task_id))
                 if future is not None:
                     try:
                         ended = dataclasses.replace(ended, stored_images=tuple(future.result()))

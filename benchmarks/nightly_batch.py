@@ -8,7 +8,8 @@ Run by hand (see ``benchmarks/README.md``)::
 
 Starts the emulator (its own process, kie's limits on: 20 createTask per 10 s, 10 recordInfo per s per key, refusals
 answered 429 with Retry-After) and a real Airflow stack on a fresh home (API server, scheduler, DAG processor,
-triggerer; LocalExecutor, SQLite), the harness of the end-to-end tests (its quick scheduler loop, but Airflow's default 5 s task heartbeats), then triggers ``--runs`` DAG runs one after
+triggerer; LocalExecutor, SQLite), the harness of the end-to-end tests (its quick scheduler loop, but Airflow's
+default 5 s task heartbeats), then triggers ``--runs`` DAG runs one after
 the other, each editing N photos and storing every result under one output folder. Layouts:
 
 - ``batch``: one ``SeedreamBatchEditOperator`` with N edits (one worker submits, one deferral waits, one resume
@@ -289,9 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack up in {root}; layout {args.layout}, {args.tasks} photos, runs of ~{args.run_seconds:g} s, "
               f"parallelism {args.parallelism}, poll interval {poll}", flush=True)
         if args.warmup > 0:
-            warm = one_run(stack, kie, argparse.Namespace(**{**vars(args), "tasks": args.warmup}), 0, output)
+            one_run(stack, kie, argparse.Namespace(**{**vars(args), "tasks": args.warmup}), 0, output)
             print(f"(run 0 was the warm-up: {args.warmup} photos, not counted)", flush=True)
-            del warm
         for number in range(1, args.runs + 1):
             runs.append(one_run(stack, kie, args, number, output))
     finally:

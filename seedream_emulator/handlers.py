@@ -15,7 +15,6 @@ import binascii
 import json
 import math
 import mimetypes
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -54,9 +53,8 @@ class Dispatcher:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
-        self._prerender_lock = threading.Lock()
-        self._prerendered: set[str] = set()
-        self._prerender_pool: ThreadPoolExecutor | None = None
+        # No thread starts before the first picture is handed to it.
+        self._prerender_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-prerender")
         # API paths -> (method, endpoint name, handler). Upload paths live on kie's upload host in reality; here on
         # the same server.
         self._api_routes: dict[str, tuple[str, str, Handler]] = {
@@ -208,16 +206,11 @@ class Dispatcher:
         return self._envelope("recordInfo", 200, "success", data=data)
 
     def _prerender(self, task_id: str) -> None:
-        """Render a succeeded task's result images in the background, once (``prerender_results``)."""
-        with self._prerender_lock:
-            if task_id in self._prerendered:
-                return
-            self._prerendered.add(task_id)
-            if self._prerender_pool is None:
-                self._prerender_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-prerender")
-            pool = self._prerender_pool
+        """Render a succeeded task's result images in the background (``prerender_results``); the image cache draws
+        each picture once, so a picture already there (or being drawn) costs nothing more."""
         for spec in self.state.result_specs(task_id):
-            pool.submit(self._render, spec)
+            if _result_key(spec) not in self.state.images:
+                self._prerender_pool.submit(self._render, spec)
 
     def _credit(self, request: Request) -> Reply:
         return self._envelope("credit", 200, "success", data=self.state.balance())
@@ -320,10 +313,8 @@ class Dispatcher:
         return self._render(lookup.spec), ""
 
     def _render(self, spec: ImageSpec) -> bytes:
-        return self.state.images.get(
-            ("result", spec.seed, spec.width, spec.height, spec.fmt),
-            lambda: images.render(spec.seed, spec.width, spec.height, spec.fmt),
-        )
+        return self.state.images.get(_result_key(spec),
+                                     lambda: images.render(spec.seed, spec.width, spec.height, spec.fmt))
 
     def _store_upload(self, data: bytes, upload_path: Any, file_name: Any) -> Reply:
         config = self.state.config
@@ -446,3 +437,8 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _result_key(spec: ImageSpec) -> tuple[Any, ...]:
+    """The image cache's key for a result picture: what makes it look the way it does."""
+    return ("result", spec.seed, spec.width, spec.height, spec.fmt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -306,8 +307,6 @@ def test_edits_that_end_while_later_ones_wait_for_their_slot_are_stored_before_t
 def test_the_batch_trigger_counts_each_wait_from_that_task_s_own_submit(emulator):
     """A task kie does not know, submitted a minute ago, is past its 30 s not-yet-visible grace at once; counted from
     the deferral it would be waited for 30 s more."""
-    import time
-
     trigger = SeedreamBatchTrigger(["unknown-task"], poll_interval=0.1, not_found_grace=30,
                                    submitted_at=[time.time() - 60])
     classpath, kwargs = trigger.serialize()
@@ -363,8 +362,6 @@ def test_a_first_try_reads_nothing_from_task_state_store_and_a_retry_still_re_at
 def test_watching_while_submitting_never_fails_a_submit(emulator, logs):
     """The watch only saves time later: if it breaks (here its hook raises), it stops for the rest of the batch and
     the pause is still waited out; the edits are then all left to the deferral."""
-    import time
-
     from airflow_provider_seedream import results
 
     class Broken:
