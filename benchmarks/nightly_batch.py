@@ -8,9 +8,9 @@ Run by hand (see ``benchmarks/README.md``)::
 
 Starts the emulator (its own process, kie's limits on: 20 createTask per 10 s, 10 recordInfo per s per key, refusals
 answered 429 with Retry-After) and a real Airflow stack on a fresh home (API server, scheduler, DAG processor,
-triggerer; LocalExecutor, SQLite), the harness of the end-to-end tests (its quick scheduler loop, but Airflow's
-default 5 s task heartbeats), then triggers ``--runs`` DAG runs one after
-the other, each editing N photos and storing every result under one output folder. Layouts:
+triggerer; LocalExecutor, SQLite), the harness of the end-to-end tests but with Airflow's defaults for the
+components' loops and task heartbeats, then triggers ``--runs`` DAG runs one after the other, each editing N photos
+and storing every result under one output folder. Layouts:
 
 - ``batch``: one ``SeedreamBatchEditOperator`` with N edits (one worker submits, one deferral waits, one resume
   stores).
@@ -30,20 +30,23 @@ Run times are drawn by the emulator around ``--run-seconds`` (lognormal, sigma 0
 run it prints: wall time (DAG run start to end, from the metadata DB), the floor, their ratio, the same from the
 first createTask the emulator received, createTask calls and 429s, recordInfo 429s, task instances failed at the end
 and retried on the way, worker runs (task log "starting" lines: a deferred task that resumes runs twice), images
-stored. The floor is the earliest this run's own tasks could all have finished at the account's rate: the k-th
-createTask (k from 0, in the order kie accepted them) cannot be accepted before 10 * floor(k / 20) s after the
-first, and each task takes the run time the emulator drew for it, so floor = max over k of that moment plus its run
-time. Ends with one JSON line.
+stored, and the CPU seconds each part of the stack spent meanwhile (``CpuMeter``). The floor is the earliest this
+run's own tasks could all have finished at the account's rate: the k-th createTask (k from 0, in the order kie
+accepted them) cannot be accepted before 10 * floor(k / 20) s after the first, and each task takes the run time the
+emulator drew for it, so floor = max over k of that moment plus its run time. Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import signal
+import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,20 @@ with DAG("nightly_pair", **COMMON):
 '''
 
 
+AIRFLOW_LOOP_DEFAULTS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "5",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
+    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "5",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "10",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "300",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
+    "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "5",
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "5",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
+}
+
 #: The layouts that download and store their results (the others leave the emulator nothing to draw).
 STORING_LAYOUTS = ("batch", "batch-blocking", "mapped-store", "pair")
 
@@ -197,13 +214,98 @@ def worker_runs(stack: AirflowStack, dag_id: str, run_id: str) -> int:
     return runs
 
 
+class CpuMeter:
+    """CPU seconds spent by each part of the stack while a run lasts, sampled every 2 s with psutil.
+
+    Parts: each component's own process, the processes its main process started (for the scheduler: the
+    LocalExecutor's workers, which supervise the task processes), and the task processes themselves (the workers'
+    children, counted exactly when reaped). ``machine`` is the busy time of the whole machine, so what no part names
+    (short-lived helpers, the benchmark itself) is its difference to their sum.
+    """
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._first: dict[tuple[str, int], float] = {}
+        self._last: dict[tuple[str, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        children: dict[int, list[psutil.Process]] = {}
+        for proc in psutil.process_iter(["ppid"]):  # one pass over /proc for every part
+            children.setdefault(proc.info["ppid"], []).append(proc)
+        for name, pid in self.roots.items():
+            try:
+                root = psutil.Process(pid)
+            except psutil.Error:
+                continue
+            kids = children.get(pid, [])
+            for part, proc, own in [(name, root, True)] + [(f"{name} children", c, True) for c in kids] + [
+                    (f"{name} grandchildren", c, False) for c in kids]:
+                try:
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                spent = times.user + times.system if own else times.children_user + times.children_system
+                key = (part, proc.pid)
+                self._first.setdefault(key, spent)
+                self._last[key] = spent
+
+    def _loop(self) -> None:
+        while not self._stop.wait(2.0):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        import psutil
+
+        self._machine = psutil.cpu_times()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import psutil
+
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        end = psutil.cpu_times()
+        self.parts: dict[str, float] = {}
+        for (part, pid), last in self._last.items():
+            self.parts[part] = self.parts.get(part, 0.0) + last - self._first[(part, pid)]
+        busy = sum(getattr(end, f) - getattr(self._machine, f) for f in ("user", "system", "nice", "irq", "softirq"))
+        self.parts = {k: round(v, 1) for k, v in sorted(self.parts.items()) if v >= 0.05}
+        self.parts["machine"] = round(busy, 1)
+
+
+def finished_state(stack: AirflowStack, run_id: str) -> str | None:
+    """The run's state once it is finished, read from the metadata DB, which costs the stack nothing.
+
+    Not through the REST API as the end-to-end tests do: their watch (every task instance of the run and the run
+    itself, five times a second) cost the API server about 12 CPU seconds in a mapped run of only 20 photos (26.5
+    against 14.7, ``CpuMeter``).
+    """
+    stack.check_alive([name for name in stack.COMPONENTS if name != "triggerer"])
+    try:
+        rows = stack.query("SELECT state FROM dag_run WHERE run_id = ?", run_id)
+    except sqlite3.Error:  # the scheduler holds the write lock for a moment: ask again at the next poll
+        return None
+    return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
+
+
 def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace, number: int,
             output: Path) -> dict[str, Any]:
     dag_id = LAYOUTS[args.layout]
     tag = f"r{number}-{int(time.time())}"
     before = kie.stats()
-    run_id = stack.trigger(dag_id, {"count": args.tasks, "tag": tag})
-    result = stack.wait_for_run(dag_id, run_id, timeout=max(900.0, args.tasks * 10.0))
+    roots = {name: c.proc.pid for name, c in stack.components.items() if c.proc is not None}
+    assert kie.proc is not None
+    with CpuMeter({**roots, "emulator": kie.proc.pid}) as cpu:
+        run_id = stack.trigger(dag_id, {"count": args.tasks, "tag": tag})
+        state = wait_for(functools.partial(finished_state, stack, run_id), max(900.0, args.tasks * 10.0),
+                         f"run {run_id} to finish", interval=1.0)
     after = kie.stats()
     tasks = [t for t in after["tasks"].values() if tag in ((t.get("input") or {}).get("prompt") or "")]
     prompts = [(t.get("input") or {}).get("prompt") for t in tasks]
@@ -221,7 +323,7 @@ def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace,
     creates = after["requests"]["createTask"] - before["requests"]["createTask"]
     figures = {
         "run": number,
-        "state": result.state,
+        "state": state,
         "wall_s": round(ended - started, 1),
         "floor_s": round(floor, 1),
         "ratio": round((ended - started) / floor, 3),
@@ -239,6 +341,7 @@ def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace,
         "retried_task_instances": sum(1 for t in tis if (t[3] or 0) > 1),
         "worker_runs": worker_runs(stack, dag_id, run_id),
         "images_stored": len(stored),
+        "cpu_seconds": cpu.parts,
     }
     print(f"run {number}: {figures['state']}; wall {fmt(figures['wall_s'], 1)} s, floor {fmt(floor, 1)} s, ratio "
           f"{fmt(figures['ratio'], 3)} (from the first createTask: {fmt(figures['ratio_from_first_submit'], 3)}); "
@@ -246,6 +349,7 @@ def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace,
           f"{figures['recordInfo_429']} x 429; task instances {len(tis)}, failed {figures['failed_task_instances']}, "
           f"retried {figures['retried_task_instances']}; worker runs {figures['worker_runs']}; images stored "
           f"{len(stored)}; duplicates {figures['duplicates']}", flush=True)
+    print("  CPU seconds: " + ", ".join(f"{part} {seconds:g}" for part, seconds in cpu.parts.items()), flush=True)
     return figures
 
 
@@ -282,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "0",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "300",
+            # Airflow's defaults (3.3.2) for the components' own loops, which the end-to-end harness shortens so that
+            # a test's run starts, defers and retries within seconds. Shortened, they cost CPU the tasks need: the
+            # DAG processor alone spent 19.5 to 25 CPU seconds per mapped run of 200 (10.5 to 13.3 with the defaults).
+            **AIRFLOW_LOOP_DEFAULTS,
         }
         stack = AirflowStack(root / "airflow", env)
         stack.prepare([dags / "nightly_dags.py"])

@@ -18,6 +18,7 @@ from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.links import SeedreamResultImageLink, link_for
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+from airflow_provider_seedream.version_compat import TaskDeferred
 
 LINK_KEY = "_link_SeedreamResultImageLink"
 
@@ -66,6 +67,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
+from airflow_provider_seedream.version_compat import TaskDeferred
 import support
 
 OUT = os.environ["SEEDREAM_LINK_TEST_OUT"]
@@ -111,3 +113,22 @@ def test_dag_test_stores_the_link_for_operator_and_sensor(small_dag, migrated_db
     assert set(stored) == {("edit", -1), ("wait", -1)}
     assert all(uri.startswith(out) for uris in stored.values() for uri in uris)
     assert api_key.encode() not in migrated_db.read_bytes()
+
+
+def test_a_deferring_run_stores_no_link_and_the_resume_does(emulator, tmp_path):
+    """Airflow stores every extra link's value at the end of every worker run; a deferral has no result yet, so the
+    deferring instance names no link (one API call fewer per deferring task) and its resume names it again."""
+    op = SeedreamEditOperator(task_id="edit", prompt="p", image_urls=[emulator.sample_url()],
+                              wait_for_completion=True, deferrable=True, poll_interval=0.1, timeout=60,
+                              output_path=str(tmp_path))
+    ctx = support.context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    assert op.operator_extra_links == ()  # what the task runner's finalize walks after this run
+    assert [type(link) for link in type(op).operator_extra_links] == [SeedreamResultImageLink]
+    event = support.run_trigger(deferred.value.trigger)
+    ti = RunningTI()
+    ti.xcoms["seedream_task_id"] = ctx["ti"].xcoms["seedream_task_id"]
+    assert op.resume_execution("execute_complete", {"event": event}, {**ctx, "ti": ti}) == event["task_id"]
+    assert [type(link) for link in op.operator_extra_links] == [SeedreamResultImageLink]
+    assert SeedreamResultImageLink().get_link(op, ti_key=ti) == event["task"]["result_urls"][0]

@@ -116,6 +116,30 @@ def test_mapped_submits_from_many_workers_draw_no_429(limited_kie, tmp_path):
     assert stats["requests"]["createTask"] == 30  # each submit sent once: none had to be retried
 
 
+def test_the_http_stack_is_imported_before_the_slot_not_after(limited_kie, tmp_path):
+    """A fresh worker's first submit imports requests before it waits for its place in the pace: by the moment its
+    slot comes (``before_send`` runs right before the createTask leaves) nothing is left to import."""
+    worker = textwrap.dedent("""
+        import sys
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook
+        from airflow_provider_seedream import request
+        seen = []
+        task = request.TaskInput("seedream/4.5-edit", (("prompt", "p"), ("image_urls", [sys.argv[1]]),
+                                                       ("aspect_ratio", "1:1"), ("quality", "basic")), (), None)
+        assert "requests" not in sys.modules
+        SeedreamHook().submit_task(task, before_send=lambda: seen.append("requests" in sys.modules))
+        print("imported at the slot:", seen)
+    """)
+    env = {**os.environ, "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(limited_kie.url, "pacing-key"),
+           "TMPDIR": str(tmp_path)}
+    before = len(limited_kie.state.stats()["created_task_ids"])
+    done = subprocess.run([sys.executable, "-c", worker, f"{limited_kie.url}/samples/sneaker-1x1.png"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "imported at the slot: [True]" in done.stdout.splitlines()
+    assert len(limited_kie.state.stats()["created_task_ids"]) == before + 1  # accepted once
+
+
 def test_reservations_nobody_could_have_made_are_not_believed(tmp_path):
     """A foreign or corrupted file (far-future, non-finite, non-numeric entries) cannot stall or break a submit."""
     (tmp_path / "k.json").write_text(json.dumps([1e300, -1e300, "soon", None, True] + [1000.0 + 5 * 86400] * 25))
