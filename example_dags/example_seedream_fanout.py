@@ -1,8 +1,10 @@
 """Edit several photos at once with dynamic task mapping: one Seedream task, and one deferred wait, per photo.
 
 ``SEEDREAM_EXAMPLE_IMAGE_URLS`` (comma-separated) lists the photos; ``make demo`` points it at the emulator's samples.
-Put the edit tasks in a small Airflow pool (see README, "Bursts and pools") so that hundreds of mapped submits reach
-kie.ai at the account's rate instead of as one 429 storm.
+No pool is needed for kie's rate: every submit waits for its place in a pace shared by the host's workers (README,
+"How the waits and the submits share kie's limits"; a pool bounds concurrency, it does not pace). For hundreds of
+photos a night, ``SeedreamBatchEditOperator`` finishes closest to the account's pace (README, "A night's batch: which
+layout").
 """
 
 from __future__ import annotations

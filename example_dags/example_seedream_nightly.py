@@ -13,8 +13,9 @@ Every night at 02:00 UTC:
 4. ``publish`` gets the stored paths and writes ``manifest.json`` next to the images for whoever picks them up.
 
 Settings come from the environment so that the same file runs against kie.ai or the project's emulator:
-``SEEDREAM_NIGHTLY_INPUT``, ``SEEDREAM_NIGHTLY_OUTPUT``, ``SEEDREAM_EXAMPLE_POLL_INTERVAL``. Put the ``edit`` tasks
-in a small pool when a night can bring hundreds of photos (see README, "Bursts and pools").
+``SEEDREAM_NIGHTLY_INPUT``, ``SEEDREAM_NIGHTLY_OUTPUT``, ``SEEDREAM_EXAMPLE_POLL_INTERVAL``. The ``edit`` tasks need
+no pool for kie's rate (the provider paces submits across the host's workers); when a night brings hundreds of
+photos, ``SeedreamBatchEditOperator`` finishes closest to the account's pace (README, "A night's batch: which layout").
 """
 
 from __future__ import annotations
