@@ -13,9 +13,8 @@ import dataclasses
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_seedream import inputs, models, redaction, request, storage_policy

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # task_state_store key; renaming it breaks re-attachment for retries already in flight.
 STATE_KEY = "seedream_task"
+
+
 class _SeedreamTaskOperator(waiting.SeedreamWaitMixin):
     """What the edit and text-to-image operators share: check, submit (or re-attach), and optionally wait and store.
 
