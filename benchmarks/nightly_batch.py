@@ -57,7 +57,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import closing_json, command_line, fmt  # noqa: E402
-from seedream_stack import AirflowStack, EmulatorProcess, wait_for  # noqa: E402
+from seedream_stack import FINISHED_RUN_STATES, AirflowStack, EmulatorProcess, wait_for  # noqa: E402
 from support import conn_json  # noqa: E402
 
 API_KEY = "benchmark-key"
@@ -140,20 +140,6 @@ with DAG("nightly_pair", **COMMON):
                                ).expand(seedream_task_id=submitted.output)
 '''
 
-
-AIRFLOW_LOOP_DEFAULTS = {
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "5",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
-    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "5",
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "10",
-    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "300",
-    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
-    "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "5",
-    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "5",
-    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
-}
 
 #: The layouts that download and store their results (the others leave the emulator nothing to draw).
 STORING_LAYOUTS = ("batch", "batch-blocking", "mapped-store", "pair")
@@ -272,11 +258,11 @@ class CpuMeter:
         self._thread.join()
         self._sample()
         end = psutil.cpu_times()
-        self.parts: dict[str, float] = {}
+        spent: dict[str, float] = {}
         for (part, pid), last in self._last.items():
-            self.parts[part] = self.parts.get(part, 0.0) + last - self._first[(part, pid)]
+            spent[part] = spent.get(part, 0.0) + last - self._first[(part, pid)]
         busy = sum(getattr(end, f) - getattr(self._machine, f) for f in ("user", "system", "nice", "irq", "softirq"))
-        self.parts = {k: round(v, 1) for k, v in sorted(self.parts.items()) if v >= 0.05}
+        self.parts = {part: round(seconds, 1) for part, seconds in sorted(spent.items()) if seconds >= 0.05}
         self.parts["machine"] = round(busy, 1)
 
 
@@ -292,7 +278,7 @@ def finished_state(stack: AirflowStack, run_id: str) -> str | None:
         rows = stack.query("SELECT state FROM dag_run WHERE run_id = ?", run_id)
     except sqlite3.Error:  # the scheduler holds the write lock for a moment: ask again at the next poll
         return None
-    return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
+    return rows[0][0] if rows and rows[0][0] in FINISHED_RUN_STATES else None
 
 
 def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace, number: int,
@@ -380,18 +366,12 @@ def main(argv: list[str] | None = None) -> int:
             **({"SEEDREAM_EXAMPLE_POLL_INTERVAL": str(args.poll_interval)} if args.poll_interval else {}),
             "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(args.parallelism),
-            # Airflow's defaults for task heartbeats, as a deployment has them: the end-to-end harness shortens them to
-            # 1 s to notice dead workers quickly, which sent 2,012 heartbeats through the API server in one mapped run
-            # of 200, a server the tasks need for everything else.
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "0",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "300",
-            # Airflow's defaults (3.3.2) for the components' own loops, which the end-to-end harness shortens so that
-            # a test's run starts, defers and retries within seconds. Shortened, they cost CPU the tasks need: the
-            # DAG processor alone spent 19.5 to 25 CPU seconds per mapped run of 200 (10.5 to 13.3 with the defaults).
-            **AIRFLOW_LOOP_DEFAULTS,
         }
-        stack = AirflowStack(root / "airflow", env)
+        # Airflow's defaults for the components' loops and task heartbeats, as a deployment has them, not the
+        # end-to-end harness's shortened ones, which cost CPU and API-server time the tasks need: the 1 s task
+        # heartbeats sent 2,012 heartbeats through the API server in one mapped run of 200, and the DAG processor's
+        # quick loop alone spent 19.5 to 25 CPU seconds per mapped run of 200 (10.5 to 13.3 with the defaults).
+        stack = AirflowStack(root / "airflow", env, quick_loops=False)
         stack.prepare([dags / "nightly_dags.py"])
         stack.start([dag_id], timeout=300)
         poll = f"{args.poll_interval:g} s" if args.poll_interval else "each operator's default"

@@ -67,7 +67,6 @@ from airflow.sdk import DAG
 
 from airflow_provider_seedream.operators.seedream import SeedreamEditOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
-from airflow_provider_seedream.version_compat import TaskDeferred
 import support
 
 OUT = os.environ["SEEDREAM_LINK_TEST_OUT"]

@@ -93,6 +93,15 @@ def limited_kie():
         yield server
 
 
+def worker_env(kie, tmp_path) -> dict[str, str]:
+    """The environment of a worker process submitting to ``kie``: its connection, and a pace file of the test's own."""
+    return {**os.environ, "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(kie.url, "pacing-key"), "TMPDIR": str(tmp_path)}
+
+
+def sample(kie) -> str:
+    return f"{kie.url}/samples/sneaker-1x1.png"
+
+
 def test_mapped_submits_from_many_workers_draw_no_429(limited_kie, tmp_path):
     """Thirty submits from six worker processes at once, kie's limit on: every one accepted at the first try."""
     worker = textwrap.dedent("""
@@ -102,11 +111,9 @@ def test_mapped_submits_from_many_workers_draw_no_429(limited_kie, tmp_path):
         for i in range(5):
             hook.create_edit_task(f"put it on marble ({sys.argv[1]}-{i})", [sys.argv[2]])
     """)
-    env = {**os.environ, "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(limited_kie.url, "pacing-key"),
-           "TMPDIR": str(tmp_path)}
-    sample = f"{limited_kie.url}/samples/sneaker-1x1.png"
-    procs = [subprocess.Popen([sys.executable, "-c", worker, str(n), sample], env=env, stderr=subprocess.PIPE,
-                              text=True) for n in range(6)]
+    env = worker_env(limited_kie, tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", worker, str(n), sample(limited_kie)], env=env,
+                              stderr=subprocess.PIPE, text=True) for n in range(6)]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-2000:]
@@ -130,10 +137,8 @@ def test_the_http_stack_is_imported_before_the_slot_not_after(limited_kie, tmp_p
         SeedreamHook().submit_task(task, before_send=lambda: seen.append("requests" in sys.modules))
         print("imported at the slot:", seen)
     """)
-    env = {**os.environ, "AIRFLOW_CONN_SEEDREAM_DEFAULT": conn_json(limited_kie.url, "pacing-key"),
-           "TMPDIR": str(tmp_path)}
     before = len(limited_kie.state.stats()["created_task_ids"])
-    done = subprocess.run([sys.executable, "-c", worker, f"{limited_kie.url}/samples/sneaker-1x1.png"], env=env,
+    done = subprocess.run([sys.executable, "-c", worker, sample(limited_kie)], env=worker_env(limited_kie, tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported at the slot: [True]" in done.stdout.splitlines()

@@ -40,6 +40,28 @@ E2E_READ_TIMEOUT = 5
 E2E_SCALE_BUDGET = 2
 
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
+
+#: Short loops, so that a run starts, defers, resumes and retries within seconds (``AirflowStack(quick_loops=True)``,
+#: the default); without them every component runs with Airflow's own defaults.
+QUICK_LOOPS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+    # The supervisor notices its task process is gone within one of these intervals.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+    # A killed triggerer's triggers move to a live triggerer once its last heartbeat is older than the
+    # health-check threshold (3.3.2: this setting, default 30 s; not 2.1 x job_heartbeat_sec any more).
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+}
 # Figures the e2e scenarios record for the closing summary (printed by ``conftest.pytest_terminal_summary``).
 E2E_FIGURES: dict[str, Any] = {"scenarios": {}}
 
@@ -246,12 +268,15 @@ class AirflowStack:
 
     :param home: an empty directory that becomes ``AIRFLOW_HOME``.
     :param env: extra environment for every component (connections, DAG settings).
+    :param quick_loops: shorten the components' loops and task heartbeats (``QUICK_LOOPS``); ``False`` keeps
+        Airflow's defaults, as a deployment has them.
     """
 
     COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], *, quick_loops: bool = True) -> None:
         self.home = home
+        self.quick_loops = quick_loops
         self.dags = home / "dags"
         self.logs = home / "logs"
         self.component_logs = home / "components"
@@ -294,26 +319,10 @@ class AirflowStack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            # Short loops, so that a run starts, defers, resumes and retries within seconds.
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            # The supervisor notices its task process is gone within one of these intervals.
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-            # A killed triggerer's triggers move to a live triggerer once its last heartbeat is older than the
-            # health-check threshold (3.3.2: this setting, default 30 s; not 2.1 x job_heartbeat_sec any more).
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
         })
+        if self.quick_loops:
+            env.update(QUICK_LOOPS)
         env.update(extra)
         return env
 
