@@ -261,3 +261,10 @@ def check_positive(field_name: str, value: Any, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
         raise invalid(field_name, f"must be a number greater than {minimum:g}, got {short(value)}")
     return float(value)
+
+
+def check_non_negative(field_name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number of at least 0; raise naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise invalid(field_name, f"must be a number of at least 0, got {short(value)}")
+    return float(value)

@@ -259,6 +259,22 @@ class BatchHarvest:
         """When the wait for ``task_id`` began in this try (its submit, or the re-attach)."""
         return self.watch.waiters[task_id].started_at
 
+    def linger(self, until: float, *, deadline: float, rate: float) -> None:
+        """Go on watching here, at ``rate``, until every task has ended or until ``until``, whichever comes first
+        (``defer_after``): a short rest of the wait costs less in the worker than a deferral and its resume. Like
+        the watch while submitting, it only saves time: if it fails, the deferral waits for what is left."""
+        if self._broken or not self.watch.pending or until <= time.time():
+            return
+        self.watch.retune(deadline=deadline, rate=rate)
+        self.operator.log.info("Waiting here up to %.0f s for the %d edit(s) still running before deferring",
+                               until - time.time(), len(self.watch.pending))
+        try:
+            self.watch.run(until=until, wait_out=False)
+        except Exception as error:
+            self._broken = True
+            self.operator.log.warning("Stopped watching the batch's edits in the worker (%s: %s); the deferral "
+                                      "waits for the rest", type(error).__name__, error)
+
     def wait_rest(self, deadline: float, rate: float) -> None:
         """Wait here for every task still running, until ``deadline`` (the blocking form of the batch's wait)."""
         self.watch.retune(deadline=deadline, rate=rate)

@@ -81,11 +81,14 @@ class TaskWatch:
         """The tasks still watched, in the order they were added."""
         return list(self.due)
 
-    def run(self, until: float = math.inf) -> None:
+    def run(self, until: float = math.inf, *, wait_out: bool = True) -> None:
         """Query the tasks as they fall due until every one has ended, or until the moment ``until`` (seconds since
         the epoch), whichever comes first; with tasks left, return at ``until`` and not before.
 
         A query is only started when it is due before ``until``; it may end a little after (one round trip).
+
+        :param wait_out: when nothing (more) is due before ``until``, sleep until then (the default: the caller
+            needs the pause anyway) or return at once.
         """
         while self.due:
             task_id = min(self.due, key=self.due.__getitem__)
@@ -105,7 +108,7 @@ class TaskWatch:
             if self.on_end is not None:
                 self.on_end(task_id, step.event)
         rest = until - time.time()
-        if math.isfinite(rest) and rest > 0:  # nothing (more) is due before ``until``: the caller still waits for it
+        if wait_out and math.isfinite(rest) and rest > 0:  # nothing (more) is due before ``until``: the caller still waits for it
             self.sleep(rest)
 
     def run_for(self, seconds: float) -> None:

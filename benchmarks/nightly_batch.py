@@ -34,6 +34,9 @@ stored, and the CPU seconds each part of the stack spent meanwhile (``CpuMeter``
 run's own tasks could all have finished at the account's rate: the k-th createTask (k from 0, in the order kie
 accepted them) cannot be accepted before 10 * floor(k / 20) s after the first, and each task takes the run time the
 emulator drew for it, so floor = max over k of that moment plus its run time. Ends with one JSON line.
+
+The stack caches bytecode, as a provider installed by pip has it; ``--no-bytecode`` keeps this machine's
+``PYTHONDONTWRITEBYTECODE=1``, under which every task process compiles the editable provider from source.
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ OUTPUT = os.environ["SEEDREAM_EXAMPLE_OUTPUT_DIR"]
 POLL = ({"poll_interval": float(os.environ["SEEDREAM_EXAMPLE_POLL_INTERVAL"])}
         if "SEEDREAM_EXAMPLE_POLL_INTERVAL" in os.environ else {})
 POKE = {"poke_interval": POLL["poll_interval"]} if POLL else {}
+# The batch operator's own default (0: defer at once) unless the benchmark was given --defer-after.
+LINGER = ({"defer_after": float(os.environ["SEEDREAM_EXAMPLE_DEFER_AFTER"])}
+          if "SEEDREAM_EXAMPLE_DEFER_AFTER" in os.environ else {})
 COMMON = {
     "schedule": None,
     "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -101,7 +107,7 @@ with DAG("nightly_batch", **COMMON):
     def edits(params=None):
         return [{"prompt": prompt, "image_urls": [IMAGE_URL]} for prompt in photos(params)]
 
-    SeedreamBatchEditOperator(task_id="batch", edits=edits(), output_path=OUTPUT, **POLL,
+    SeedreamBatchEditOperator(task_id="batch", edits=edits(), output_path=OUTPUT, **POLL, **LINGER,
                               timeout=3600, **RETRIES)
 
 with DAG("nightly_batch_blocking", **COMMON):
@@ -165,11 +171,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=float, default=None,
                         help="the operators' poll_interval / poke_interval (default: each one's own: 2 s for the "
                              "batch operator, 5 s for the others)")
+    parser.add_argument("--defer-after", type=float, default=None,
+                        help="the batch operator's defer_after (default: its own, 0)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the emulator's run-time draws")
     parser.add_argument("--warmup", type=int, default=2,
                         help="photos in one DAG run before the measured ones, not counted (default 2; 0: none): the "
                              "API server answers its first task-start call seconds late (8.6 s measured), which a "
                              "long-running deployment pays once, not per night")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="let the stack compile every module that has no bytecode on each import, as this "
+                             "machine's PYTHONDONTWRITEBYTECODE=1 does with the editable install (default: cached, "
+                             "as a provider installed by pip has it)")
     parser.add_argument("--keep", action="store_true", help="keep the stack's home (logs, DB, images)")
     return parser.parse_args(argv)
 
@@ -364,12 +376,14 @@ def main(argv: list[str] | None = None) -> int:
             "SEEDREAM_EXAMPLE_IMAGE_URL": kie.sample_url(),
             "SEEDREAM_EXAMPLE_OUTPUT_DIR": str(output),
             **({"SEEDREAM_EXAMPLE_POLL_INTERVAL": str(args.poll_interval)} if args.poll_interval else {}),
+            **({"SEEDREAM_EXAMPLE_DEFER_AFTER": str(args.defer_after)} if args.defer_after is not None else {}),
             "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(args.parallelism),
             # Bytecode is cached, as a provider installed by pip has it. This machine sets PYTHONDONTWRITEBYTECODE=1,
             # and the editable install has no __pycache__, so every task process compiled the provider's 30 modules
             # and the DAG file from source: 90 to 130 ms per import against 50 with the cache (2026-12-02).
-            "PYTHONDONTWRITEBYTECODE": "",
+            # An empty value is unset for Python; ``--no-bytecode`` keeps what the environment says.
+            **({} if args.no_bytecode else {"PYTHONDONTWRITEBYTECODE": ""}),
         }
         # Airflow's defaults for the components' loops and task heartbeats, as a deployment has them, not the
         # end-to-end harness's shortened ones, which cost CPU and API-server time the tasks need: the 1 s task
@@ -380,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start([dag_id], timeout=300)
         poll = f"{args.poll_interval:g} s" if args.poll_interval else "each operator's default"
         print(f"stack up in {root}; layout {args.layout}, {args.tasks} photos, runs of ~{args.run_seconds:g} s, "
-              f"parallelism {args.parallelism}, poll interval {poll}", flush=True)
+              f"parallelism {args.parallelism}, poll interval {poll}, bytecode "
+              f"{'as the environment says' if args.no_bytecode else 'cached'}"
+              + (f", defer_after {args.defer_after:g} s" if args.defer_after is not None else ""), flush=True)
         if args.warmup > 0:
             one_run(stack, kie, argparse.Namespace(**{**vars(args), "tasks": args.warmup}), 0, output)
             print(f"(run 0 was the warm-up: {args.warmup} photos, not counted)", flush=True)
@@ -404,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": args.tasks,
         "run_seconds": args.run_seconds,
         "parallelism": args.parallelism,
+        "bytecode_cached": not args.no_bytecode,
+        "defer_after": args.defer_after,
         "runs": runs,
         "worst_ratio": max(ratios) if ratios else None,
         "failed_task_instances": sum(r["failed_task_instances"] for r in runs),

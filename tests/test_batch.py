@@ -81,6 +81,11 @@ def test_fail_on_is_checked_when_the_dag_is_parsed():
         SeedreamBatchEditOperator(task_id="b", edits=[], fail_on="some")
 
 
+def test_defer_after_is_checked_when_the_dag_is_parsed():
+    with pytest.raises(exc.SeedreamValidationError, match="defer_after: must be a number of at least 0"):
+        SeedreamBatchEditOperator(task_id="b", edits=[], defer_after=-1)
+
+
 def test_a_batch_dearer_than_the_balance_fails_before_its_first_submit(emulator, monkeypatch, api_key):
     requests.post(f"{emulator.url}/_emulator/credits", json={"balance": 10.0}, timeout=5).raise_for_status()
     use_connection(monkeypatch, api_key, emulator.url, upload_base_url=emulator.url, submits_per_10s=10_000,
@@ -380,3 +385,56 @@ def test_watching_while_submitting_never_fails_a_submit(emulator, logs):
         assert time.monotonic() - started >= 0.5
     assert "Stopped watching the batch's edits while submitting (RuntimeError: boom)" in logs.text()
     assert harvest.apply([batch.submitted(0, "task1")], final=False)[0].waiting
+
+
+# ---------------------------------------------------------------------------------------------- defer_after
+def test_with_defer_after_a_batch_whose_edits_end_meanwhile_finishes_in_the_worker_without_deferring(
+        emulator, tmp_path):
+    context = ctx(DictStateStore())
+    edits = edits_for(emulator, "[emulator: seconds=0.4]", "[emulator: outcome=fail, fail_code=422, seconds=0.2]",
+                      "[emulator: seconds=0.8]")
+    started = time.monotonic()
+    outcomes = batch_op(emulator, edits, output_path=str(tmp_path), fail_on="never", defer_after=120).execute(context)
+    assert time.monotonic() - started < 60  # returned when the last edit ended, not at defer_after
+    assert [o["state"] for o in outcomes] == ["success", "fail", "success"]
+    assert outcomes[1]["fail_code"] == "422"
+    for index in (0, 2):
+        (image,) = tmp_path.rglob(f"edit-{index}_image-0.*")
+        (stored,) = outcomes[index]["stored_images"]
+        assert stored.endswith(image.name)
+    assert context["ti"].xcoms["batch_results"] == outcomes
+    assert emulator.count("createTask") == 3 and emulator.count("results") == 2
+
+
+def test_with_defer_after_the_edits_still_running_then_are_deferred_and_the_ended_ones_kept(emulator, tmp_path):
+    context = ctx(DictStateStore())
+    edits = edits_for(emulator, "[emulator: seconds=0.2]", "[emulator: seconds=4]")
+    op = batch_op(emulator, edits, output_path=str(tmp_path), defer_after=1.0)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    ids = context["ti"].xcoms["seedream_task_ids"]
+    assert deferred.value.trigger.seedream_task_ids == ids[1:]
+    first, second = deferred.value.kwargs["outcomes"]  # the short edit was seen end (and stored) only by waiting
+    assert first["state"] == "success" and first["stored_images"]
+    assert second["state"] == "waiting" and not second["stored_images"]  # deferred at defer_after, not at its end
+    kwargs = json.loads(json.dumps(deferred.value.kwargs))
+    outcomes = op.execute_complete(context, run_trigger(deferred.value.trigger), **kwargs)
+    assert [o["state"] for o in outcomes] == ["success", "success"] and all(o["stored_images"] for o in outcomes)
+    assert emulator.count("results") == 2  # the first image was not downloaded again
+
+
+def test_with_defer_after_a_failing_watch_in_the_worker_defers_every_edit(emulator, monkeypatch):
+    """A failing watch in the worker only costs the saving: the deferral waits for every edit."""
+    from airflow_provider_seedream import results
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("watch down")
+
+    context = ctx(DictStateStore())
+    op = batch_op(emulator, edits_for(emulator, "[emulator: seconds=0.3]"), defer_after=30)
+    monkeypatch.setattr(results.TaskWatch, "run", broken)
+    started = time.monotonic()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert time.monotonic() - started < 5
+    assert deferred.value.trigger.seedream_task_ids == context["ti"].xcoms["seedream_task_ids"]

@@ -109,3 +109,13 @@ def test_check_positive(value):
         request.check_positive("poll_interval", value)
 
 
+@pytest.mark.parametrize("value", [-0.5, math.inf, math.nan, "5", None, True])
+def test_check_non_negative_refuses(value):
+    with pytest.raises(exc.SeedreamValidationError, match="defer_after: must be a number of at least 0"):
+        request.check_non_negative("defer_after", value)
+
+
+def test_check_non_negative_takes_zero_and_more():
+    assert request.check_non_negative("defer_after", 0) == 0.0 and request.check_non_negative("x", 2) == 2.0
+
+

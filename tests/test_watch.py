@@ -87,6 +87,16 @@ def test_with_nothing_to_watch_run_for_still_waits_out_the_pause(emulator):
     assert len(slept) == 1 and 1.9 < slept[0] <= 2.0
 
 
+def test_without_wait_out_run_returns_as_soon_as_nothing_more_is_due_before_until(emulator):
+    hook = SeedreamHook()
+    task_id = submit(hook, emulator, "[emulator: seconds=30]")
+    slept: list[float] = []
+    watch = TaskWatch(hook, poll_interval=5, rate=20, sleep=slept.append)
+    watch.add(task_id)
+    watch.run(until=time.time() + 2.0, wait_out=False)  # asked once; the next query is due after ``until``
+    assert slept == [] and watch.pending == [task_id] and emulator.count("recordInfo") == 1
+
+
 def test_a_retuned_deadline_ends_the_waits_still_running_with_a_timeout(emulator):
     hook = SeedreamHook()
     task_id = submit(hook, emulator, "[emulator: seconds=30]")
