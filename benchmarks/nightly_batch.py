@@ -181,7 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-bytecode", action="store_true",
                         help="let the stack compile every module that has no bytecode on each import, as this "
                              "machine's PYTHONDONTWRITEBYTECODE=1 does with the editable install (default: cached, "
-                             "as a provider installed by pip has it)")
+                             "as a provider installed by pip has it; refuses to start while the package has "
+                             "__pycache__ folders from a cached run)")
     parser.add_argument("--keep", action="store_true", help="keep the stack's home (logs, DB, images)")
     return parser.parse_args(argv)
 
@@ -351,8 +352,19 @@ def one_run(stack: AirflowStack, kie: EmulatorProcess, args: argparse.Namespace,
     return figures
 
 
+def stale_bytecode() -> list[Path]:
+    """The provider's ``__pycache__`` folders: a cached run writes them next to the sources, and Python reads them
+    even with ``PYTHONDONTWRITEBYTECODE=1``, so ``--no-bytecode`` would measure the cache again."""
+    import airflow_provider_seedream
+
+    return sorted(Path(airflow_provider_seedream.__file__).parent.rglob("__pycache__"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.no_bytecode and stale_bytecode():
+        sys.exit(f"--no-bytecode: delete the bytecode an earlier run cached first: {stale_bytecode()[0]} and the "
+                 "other __pycache__ folders of the package")
     # A benchmark stopped with SIGTERM (pkill) still stops its stack: a left-over triggerer and API server kept
     # polling and serving on the same 2 cores and slowed the next benchmark by a third (measured, 2026-12-01).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
