@@ -83,7 +83,8 @@ class TaskWatch:
 
     def run(self, until: float = math.inf, *, wait_out: bool = True) -> None:
         """Query the tasks as they fall due until every one has ended, or until the moment ``until`` (seconds since
-        the epoch), whichever comes first; with tasks left, return at ``until`` and not before.
+        the epoch), whichever comes first; with tasks left, return at ``until`` and not before (unless ``wait_out``
+        is false).
 
         A query is only started when it is due before ``until``; it may end a little after (one round trip).
 
@@ -108,7 +109,8 @@ class TaskWatch:
             if self.on_end is not None:
                 self.on_end(task_id, step.event)
         rest = until - time.time()
-        if wait_out and math.isfinite(rest) and rest > 0:  # nothing (more) is due before ``until``: the caller still waits for it
+        # Nothing (more) is due before ``until``: the caller still waits for it, unless told not to.
+        if wait_out and math.isfinite(rest) and rest > 0:
             self.sleep(rest)
 
     def run_for(self, seconds: float) -> None:
