@@ -256,15 +256,19 @@ def _read_number(value: Any, *, integer: bool) -> int | float | None:
     return value
 
 
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_positive(field_name: str, value: Any, minimum: float = 0.0) -> float:
     """Return ``value`` as a float if it is a number above ``minimum``; raise naming the field otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= minimum:
+    if not _finite_number(value) or value <= minimum:
         raise invalid(field_name, f"must be a number greater than {minimum:g}, got {short(value)}")
     return float(value)
 
 
 def check_non_negative(field_name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number of at least 0; raise naming the field otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _finite_number(value) or value < 0:
         raise invalid(field_name, f"must be a number of at least 0, got {short(value)}")
     return float(value)

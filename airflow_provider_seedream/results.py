@@ -246,14 +246,20 @@ class BatchHarvest:
         """Watch for ``seconds`` (the wait for the next createTask slot). Watching only saves time later: if it ever
         fails, it stops for the rest of the batch (the deferral waits for every edit then), and the submit goes on."""
         until = time.time() + seconds
-        if not self._broken:
-            try:
-                self.watch.run_for(seconds)
-            except Exception as error:
-                self._broken = True
-                self.operator.log.warning("Stopped watching the batch's edits while submitting (%s: %s); the "
-                                          "deferral waits for all of them", type(error).__name__, error)
+        self._watch_while(until, wait_out=True, where="while submitting", rest="all of them")
         time.sleep(max(0.0, until - time.time()))
+
+    def _watch_while(self, until: float, *, wait_out: bool, where: str, rest: str) -> None:
+        """Run the watch until ``until``; the first failure stops it for the rest of the batch (watching only saves
+        time: the deferral then waits for what the watch did not see end)."""
+        if self._broken:
+            return
+        try:
+            self.watch.run(until=until, wait_out=wait_out)
+        except Exception as error:
+            self._broken = True
+            self.operator.log.warning("Stopped watching the batch's edits %s (%s: %s); the deferral waits for %s",
+                                      where, type(error).__name__, error, rest)
 
     def submitted_at(self, task_id: str) -> float:
         """When the wait for ``task_id`` began in this try (its submit, or the re-attach)."""
@@ -268,12 +274,7 @@ class BatchHarvest:
         self.watch.retune(deadline=deadline, rate=rate)
         self.operator.log.info("Waiting here up to %.0f s for the %d edit(s) still running before deferring",
                                until - time.time(), len(self.watch.pending))
-        try:
-            self.watch.run(until=until, wait_out=False)
-        except Exception as error:
-            self._broken = True
-            self.operator.log.warning("Stopped watching the batch's edits in the worker (%s: %s); the deferral "
-                                      "waits for the rest", type(error).__name__, error)
+        self._watch_while(until, wait_out=False, where="in the worker", rest="the rest")
 
     def wait_rest(self, deadline: float, rate: float) -> None:
         """Wait here for every task still running, until ``deadline`` (the blocking form of the batch's wait)."""

@@ -362,9 +362,10 @@ def stale_bytecode() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.no_bytecode and stale_bytecode():
-        sys.exit(f"--no-bytecode: delete the bytecode an earlier run cached first: {stale_bytecode()[0]} and the "
-                 "other __pycache__ folders of the package")
+    stale = stale_bytecode() if args.no_bytecode else []
+    if stale:
+        sys.exit(f"--no-bytecode: delete the bytecode an earlier run cached first: {stale[0]} and the other "
+                 "__pycache__ folders of the package")
     # A benchmark stopped with SIGTERM (pkill) still stops its stack: a left-over triggerer and API server kept
     # polling and serving on the same 2 cores and slowed the next benchmark by a third (measured, 2026-12-01).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
