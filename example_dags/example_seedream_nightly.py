@@ -15,7 +15,8 @@ Every night at 02:00 UTC:
 Settings come from the environment so that the same file runs against kie.ai or the project's emulator:
 ``SEEDREAM_NIGHTLY_INPUT``, ``SEEDREAM_NIGHTLY_OUTPUT``, ``SEEDREAM_EXAMPLE_POLL_INTERVAL``. The ``edit`` tasks need
 no pool for kie's rate (the provider paces submits across the host's workers); when a night brings hundreds of
-photos, ``SeedreamBatchEditOperator`` finishes closest to the account's pace (README, "A night's batch: which layout").
+photos, ``SeedreamBatchEditOperator`` finishes closest to the account's pace (README, "A night's batch: which layout";
+``example_seedream_batch.py`` is this night in one batch task).
 """
 
 from __future__ import annotations

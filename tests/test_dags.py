@@ -18,7 +18,8 @@ def test_example_dags_parse_without_touching_the_network(emulator, monkeypatch):
     before = sum(emulator.stats()["requests"].values())
     bag = support.dagbag_class()(dag_folder=str(EXAMPLES))
     assert not bag.import_errors
-    assert {"example_seedream_edit", "example_seedream_fanout", "example_seedream_chain"} <= set(bag.dag_ids)
+    assert {"example_seedream_edit", "example_seedream_fanout", "example_seedream_chain", "example_seedream_nightly",
+            "example_seedream_batch"} <= set(bag.dag_ids)
     assert sum(emulator.stats()["requests"].values()) == before
 
 

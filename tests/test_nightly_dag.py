@@ -100,3 +100,59 @@ def test_nightly_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
     finally:
         _STORE_CACHE.pop("memory", None)
         fs.store.clear()
+
+
+def test_batch_dag_edits_a_folder_in_one_task_and_lists_each_photo(kie, migrated_db, tmp_path, monkeypatch, api_key):
+    """``example_seedream_batch``: one batch task submits, waits and stores; the manifest maps photo -> kie task."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, data in sample_photos(kie).items():
+        (photos / name).write_bytes(data)
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "edited"
+    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
+    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
+
+    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+
+    stats = kie.stats()
+    assert stats["requests"]["createTask"] == 3 and stats["requests"]["upload"] == 3
+    dated = out / "2026-03-01"
+    manifest = json.loads((dated / "manifest.json").read_text())
+    assert manifest["date"] == "2026-03-01"
+    names = sorted(p.name for p in photos.iterdir() if p.suffix != ".txt")
+    assert [Path(p["photo"]).name for p in manifest["photos"]] == names  # input order, one entry per photo
+    assert {p["kie_task_id"] for p in manifest["photos"]} == set(stats["tasks"])  # each a task kie accepted
+    for index, photo in enumerate(manifest["photos"]):
+        assert photo["state"] == "success" and photo["fail_msg"] is None
+        [image] = photo["images"]
+        stored = Path(image.removeprefix("file://"))
+        assert stored.relative_to(dated).parts[0::2] == ("example_seedream_batch", "edit_all")  # dag, run, task
+        assert stored.name.startswith(f"edit-{index}_image-0")
+        assert stored.stat().st_size > 0
+    assert not list(dated.rglob("*.part-*"))
+    assert stored_xcoms(run, "return_value")[("publish", -1)] == f"file://{dated}/manifest.json"
+    assert api_key.encode() not in migrated_db.read_bytes()
+
+
+def test_batch_dag_stores_the_manifest_then_fails_naming_the_photos_kie_failed(kie, migrated_db, tmp_path,
+                                                                               monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, data in sample_photos(kie, count=2).items():
+        (photos / name).write_bytes(data)
+    out = tmp_path / "edited"
+    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
+    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
+    refused = "[emulator: outcome=fail, fail_code=422, fail_msg=Image rejected by the content filter]"
+
+    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE,
+                                                                    run_conf={"prompt": refused})
+    assert str(run.state) in ("failed", "DagRunState.FAILED")
+    assert kie.stats()["requests"]["createTask"] == 2  # each photo submitted once, none again
+    manifest = json.loads((out / "2026-03-01" / "manifest.json").read_text())
+    assert [(p["state"], p["fail_code"], p["images"]) for p in manifest["photos"]] == [("fail", "422", [])] * 2
+    assert all(p["fail_msg"] == "Image rejected by the content filter" for p in manifest["photos"])
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["edit_all"].endswith("success") and states["publish"].endswith("failed")
