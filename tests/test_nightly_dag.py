@@ -156,3 +156,17 @@ def test_batch_dag_stores_the_manifest_then_fails_naming_the_photos_kie_failed(k
     assert all(p["fail_msg"] == "Image rejected by the content filter" for p in manifest["photos"])
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states["edit_all"].endswith("success") and states["publish"].endswith("failed")
+
+
+def test_batch_dag_on_a_night_without_photos_pays_nothing_and_says_so(kie, migrated_db, tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "edited"
+    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
+    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
+
+    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert sum(kie.stats()["requests"].values()) == 0  # no upload, no submit, no status query
+    assert json.loads((out / "2026-03-01" / "manifest.json").read_text()) == {"date": "2026-03-01", "photos": []}
