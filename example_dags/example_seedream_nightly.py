@@ -31,6 +31,8 @@ from airflow_provider_seedream.sensors.seedream import SeedreamTaskSensor
 
 INPUT = os.environ.get("SEEDREAM_NIGHTLY_INPUT", "/tmp/seedream-nightly/photos")
 OUTPUT = os.environ.get("SEEDREAM_NIGHTLY_OUTPUT", "file:///tmp/seedream-nightly/edited").rstrip("/")
+if "://" not in OUTPUT:  # a local folder, relative or with ~: the URI the images and the manifest both go under
+    OUTPUT = "file://" + os.path.abspath(os.path.expanduser(OUTPUT))
 POLL_INTERVAL = float(os.environ.get("SEEDREAM_EXAMPLE_POLL_INTERVAL", "15"))
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -84,7 +86,7 @@ def example_seedream_nightly():
         from airflow.sdk import ObjectStoragePath
 
         images = [uri for per_photo in stored_images for uri in per_photo]
-        manifest = ObjectStoragePath(f"{OUTPUT if '://' in OUTPUT else 'file://' + OUTPUT}/{ds}/manifest.json")
+        manifest = ObjectStoragePath(f"{OUTPUT}/{ds}/manifest.json")
         manifest.write_text(json.dumps({"date": ds, "images": images}, indent=2))
         print(f"{len(images)} edited image(s) stored; manifest: {manifest}")
         return str(manifest)

@@ -136,8 +136,7 @@ def test_batch_dag_edits_a_folder_in_one_task_and_lists_each_photo(kie, migrated
     assert api_key.encode() not in migrated_db.read_bytes()
 
 
-def test_batch_dag_stores_the_manifest_then_fails_naming_the_photos_kie_failed(kie, migrated_db, tmp_path,
-                                                                               monkeypatch):
+def test_batch_dag_writes_the_manifest_then_fails_when_kie_fails_the_edits(kie, migrated_db, tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     for name, data in sample_photos(kie, count=2).items():
@@ -145,28 +144,56 @@ def test_batch_dag_stores_the_manifest_then_fails_naming_the_photos_kie_failed(k
     out = tmp_path / "edited"
     monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
     monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
-    refused = "[emulator: outcome=fail, fail_code=422, fail_msg=Image rejected by the content filter]"
+    failing = "[emulator: outcome=fail, fail_code=422, fail_msg=Image rejected by the content filter]"
 
     run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE,
-                                                                    run_conf={"prompt": refused})
+                                                                    run_conf={"prompt": failing})
     assert str(run.state) in ("failed", "DagRunState.FAILED")
     assert kie.stats()["requests"]["createTask"] == 2  # each photo submitted once, none again
     manifest = json.loads((out / "2026-03-01" / "manifest.json").read_text())
+    assert [Path(p["photo"]).name for p in manifest["photos"]] == sorted(p.name for p in photos.iterdir())
     assert [(p["state"], p["fail_code"], p["images"]) for p in manifest["photos"]] == [("fail", "422", [])] * 2
     assert all(p["fail_msg"] == "Image rejected by the content filter" for p in manifest["photos"])
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states["edit_all"].endswith("success") and states["publish"].endswith("failed")
 
 
-def test_batch_dag_on_a_night_without_photos_pays_nothing_and_says_so(kie, migrated_db, tmp_path, monkeypatch):
+def test_batch_dag_on_a_night_without_photos_pays_nothing_and_writes_an_empty_manifest(kie, migrated_db, tmp_path,
+                                                                                       monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "edited"
-    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
-    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "photos")  # relative folders, as a user may give them
+    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "edited")
 
     run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     assert sum(kie.stats()["requests"].values()) == 0  # no upload, no submit, no status query
     assert json.loads((out / "2026-03-01" / "manifest.json").read_text()) == {"date": "2026-03-01", "photos": []}
+
+
+def test_batch_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
+    """``example_seedream_batch`` with ``memory://`` buckets for photos, results and the manifest."""
+    from airflow.sdk.io.store import _STORE_CACHE, attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.store.clear()
+    attach("memory", fs=fs)
+    try:
+        for name, data in sample_photos(kie, count=2).items():
+            fs.pipe_file(f"/photos/incoming/{name}", data)
+        monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "memory://photos/incoming")
+        monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "memory://edits")
+        run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        manifest = json.loads(fs.cat_file("/edits/2026-03-01/manifest.json"))
+        images = [uri for photo in manifest["photos"] for uri in photo["images"]]
+        assert len(images) == 2 and all(uri.startswith("memory://edits/2026-03-01/") for uri in images)
+        assert all(fs.cat_file(uri.removeprefix("memory:/")) for uri in images)  # each stored, not only named
+        assert not any(".part-" in key for key in fs.store)
+    finally:
+        _STORE_CACHE.pop("memory", None)
+        fs.store.clear()
