@@ -191,8 +191,10 @@ def test_batch_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
         assert str(run.state) in ("success", "DagRunState.SUCCESS")
         manifest = json.loads(fs.cat_file("/edits/2026-03-01/manifest.json"))
         images = [uri for photo in manifest["photos"] for uri in photo["images"]]
-        assert len(images) == 2 and all(uri.startswith("memory://edits/2026-03-01/") for uri in images)
-        assert all(fs.cat_file(uri.removeprefix("memory:/")) for uri in images)  # each stored, not only named
+        # memory://edits/... on Airflow 3.3, memory:///edits/... on 3.1: the same object
+        keys = ["/" + uri.removeprefix("memory://").lstrip("/") for uri in images if uri.startswith("memory://")]
+        assert len(keys) == 2 and all(key.startswith("/edits/2026-03-01/") for key in keys)
+        assert all(fs.cat_file(key) for key in keys)  # each stored, not only named
         assert not any(".part-" in key for key in fs.store)
     finally:
         _STORE_CACHE.pop("memory", None)
