@@ -77,8 +77,9 @@ def test_nightly_dag_edits_a_folder_and_stores_under_a_dated_prefix(kie, migrate
     assert all(api_key not in str(p) for p in dated.rglob("*"))
 
 
-def test_nightly_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
-    """The same DAG with ``memory://`` buckets for photos and results (fsspec's in-memory filesystem)."""
+@pytest.fixture
+def buckets(kie):
+    """fsspec's in-memory filesystem as ``memory://``, holding two photos under ``memory://photos/incoming``."""
     from airflow.sdk.io.store import _STORE_CACHE, attach
     from fsspec.implementations.memory import MemoryFileSystem
 
@@ -88,18 +89,23 @@ def test_nightly_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
     try:
         for name, data in sample_photos(kie, count=2).items():
             fs.pipe_file(f"/photos/incoming/{name}", data)
-        monkeypatch.setenv("SEEDREAM_NIGHTLY_INPUT", "memory://photos/incoming")
-        monkeypatch.setenv("SEEDREAM_NIGHTLY_OUTPUT", "memory://edits")
-        run = load_dag().test(logical_date=LOGICAL_DATE)
-        assert str(run.state) in ("success", "DagRunState.SUCCESS")
-        stored = sorted(k for k in fs.store if k.startswith("/edits/2026-03-01/") and "image-0" in k)
-        assert len(stored) == 2 and not any(".part-" in k for k in fs.store)
-        manifest = json.loads(fs.cat_file("/edits/2026-03-01/manifest.json"))
-        assert len(manifest["images"]) == 2
-        assert all(uri.startswith("memory://") and "/edits/2026-03-01/" in uri for uri in manifest["images"])
+        yield fs
     finally:
         _STORE_CACHE.pop("memory", None)
         fs.store.clear()
+
+
+def test_nightly_dag_reads_and_writes_buckets(buckets, migrated_db, monkeypatch):
+    """The same DAG with ``memory://`` buckets for photos and results."""
+    monkeypatch.setenv("SEEDREAM_NIGHTLY_INPUT", "memory://photos/incoming")
+    monkeypatch.setenv("SEEDREAM_NIGHTLY_OUTPUT", "memory://edits")
+    run = load_dag().test(logical_date=LOGICAL_DATE)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    stored = sorted(k for k in buckets.store if k.startswith("/edits/2026-03-01/") and "image-0" in k)
+    assert len(stored) == 2 and not any(".part-" in k for k in buckets.store)
+    manifest = json.loads(buckets.cat_file("/edits/2026-03-01/manifest.json"))
+    assert len(manifest["images"]) == 2
+    assert all(uri.startswith("memory://") and "/edits/2026-03-01/" in uri for uri in manifest["images"])
 
 
 def test_batch_dag_edits_a_folder_in_one_task_and_lists_each_photo(kie, migrated_db, tmp_path, monkeypatch, api_key):
@@ -174,28 +180,16 @@ def test_batch_dag_on_a_night_without_photos_pays_nothing_and_writes_an_empty_ma
     assert json.loads((out / "2026-03-01" / "manifest.json").read_text()) == {"date": "2026-03-01", "photos": []}
 
 
-def test_batch_dag_reads_and_writes_buckets(kie, migrated_db, monkeypatch):
+def test_batch_dag_reads_and_writes_buckets(buckets, migrated_db, monkeypatch):
     """``example_seedream_batch`` with ``memory://`` buckets for photos, results and the manifest."""
-    from airflow.sdk.io.store import _STORE_CACHE, attach
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    fs = MemoryFileSystem()
-    fs.store.clear()
-    attach("memory", fs=fs)
-    try:
-        for name, data in sample_photos(kie, count=2).items():
-            fs.pipe_file(f"/photos/incoming/{name}", data)
-        monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "memory://photos/incoming")
-        monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "memory://edits")
-        run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
-        assert str(run.state) in ("success", "DagRunState.SUCCESS")
-        manifest = json.loads(fs.cat_file("/edits/2026-03-01/manifest.json"))
-        images = [uri for photo in manifest["photos"] for uri in photo["images"]]
-        # memory://edits/... on Airflow 3.3, memory:///edits/... on 3.1: the same object
-        keys = ["/" + uri.removeprefix("memory://").lstrip("/") for uri in images if uri.startswith("memory://")]
-        assert len(keys) == 2 and all(key.startswith("/edits/2026-03-01/") for key in keys)
-        assert all(fs.cat_file(key) for key in keys)  # each stored, not only named
-        assert not any(".part-" in key for key in fs.store)
-    finally:
-        _STORE_CACHE.pop("memory", None)
-        fs.store.clear()
+    monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "memory://photos/incoming")
+    monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "memory://edits")
+    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    manifest = json.loads(buckets.cat_file("/edits/2026-03-01/manifest.json"))
+    images = [uri for photo in manifest["photos"] for uri in photo["images"]]
+    # memory://edits/... on Airflow 3.3, memory:///edits/... on 3.1: the same object
+    keys = ["/" + uri.removeprefix("memory://").lstrip("/") for uri in images if uri.startswith("memory://")]
+    assert len(keys) == 2 and all(key.startswith("/edits/2026-03-01/") for key in keys)
+    assert all(buckets.cat_file(key) for key in keys)  # each stored, not only named
+    assert not any(".part-" in key for key in buckets.store)
