@@ -35,17 +35,22 @@ def sample_photos(kie, count: int = 3) -> dict[str, bytes]:
     return chosen
 
 
-def load_dag():
-    return support.load_dag(EXAMPLES, "example_seedream_nightly")
+def photo_folder(kie, root: Path, count: int = 3) -> Path:
+    """``root/photos`` holding ``count`` of the emulator's sample photos (one of each format first)."""
+    folder = root / "photos"
+    folder.mkdir()
+    for name, data in sample_photos(kie, count).items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def load_dag(dag_id: str = "example_seedream_nightly"):
+    return support.load_dag(EXAMPLES, dag_id)
 
 
 def test_nightly_dag_edits_a_folder_and_stores_under_a_dated_prefix(kie, migrated_db, tmp_path, monkeypatch,
                                                                      api_key):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    inputs = sample_photos(kie)
-    for name, data in inputs.items():
-        (photos / name).write_bytes(data)
+    photos = photo_folder(kie, tmp_path)
     (photos / "README.txt").write_text("not a photo")
     out = tmp_path / "edited"
     monkeypatch.setenv("SEEDREAM_NIGHTLY_INPUT", str(photos))
@@ -110,16 +115,13 @@ def test_nightly_dag_reads_and_writes_buckets(buckets, migrated_db, monkeypatch)
 
 def test_batch_dag_edits_a_folder_in_one_task_and_lists_each_photo(kie, migrated_db, tmp_path, monkeypatch, api_key):
     """``example_seedream_batch``: one batch task submits, waits and stores; the manifest maps photo -> kie task."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name, data in sample_photos(kie).items():
-        (photos / name).write_bytes(data)
+    photos = photo_folder(kie, tmp_path)
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "edited"
     monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
     monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
 
-    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    run = load_dag("example_seedream_batch").test(logical_date=LOGICAL_DATE)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
 
     stats = kie.stats()
@@ -143,17 +145,13 @@ def test_batch_dag_edits_a_folder_in_one_task_and_lists_each_photo(kie, migrated
 
 
 def test_batch_dag_writes_the_manifest_then_fails_when_kie_fails_the_edits(kie, migrated_db, tmp_path, monkeypatch):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name, data in sample_photos(kie, count=2).items():
-        (photos / name).write_bytes(data)
+    photos = photo_folder(kie, tmp_path, count=2)
     out = tmp_path / "edited"
     monkeypatch.setenv("SEEDREAM_BATCH_INPUT", str(photos))
     monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", f"file://{out}")
     failing = "[emulator: outcome=fail, fail_code=422, fail_msg=Image rejected by the content filter]"
 
-    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE,
-                                                                    run_conf={"prompt": failing})
+    run = load_dag("example_seedream_batch").test(logical_date=LOGICAL_DATE, run_conf={"prompt": failing})
     assert str(run.state) in ("failed", "DagRunState.FAILED")
     assert kie.stats()["requests"]["createTask"] == 2  # each photo submitted once, none again
     manifest = json.loads((out / "2026-03-01" / "manifest.json").read_text())
@@ -174,7 +172,7 @@ def test_batch_dag_on_a_night_without_photos_pays_nothing_and_writes_an_empty_ma
     monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "photos")  # relative folders, as a user may give them
     monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "edited")
 
-    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    run = load_dag("example_seedream_batch").test(logical_date=LOGICAL_DATE)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     assert sum(kie.stats()["requests"].values()) == 0  # no upload, no submit, no status query
     assert json.loads((out / "2026-03-01" / "manifest.json").read_text()) == {"date": "2026-03-01", "photos": []}
@@ -184,7 +182,7 @@ def test_batch_dag_reads_and_writes_buckets(buckets, migrated_db, monkeypatch):
     """``example_seedream_batch`` with ``memory://`` buckets for photos, results and the manifest."""
     monkeypatch.setenv("SEEDREAM_BATCH_INPUT", "memory://photos/incoming")
     monkeypatch.setenv("SEEDREAM_BATCH_OUTPUT", "memory://edits")
-    run = support.load_dag(EXAMPLES, "example_seedream_batch").test(logical_date=LOGICAL_DATE)
+    run = load_dag("example_seedream_batch").test(logical_date=LOGICAL_DATE)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     manifest = json.loads(buckets.cat_file("/edits/2026-03-01/manifest.json"))
     images = [uri for photo in manifest["photos"] for uri in photo["images"]]
